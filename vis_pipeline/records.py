@@ -7,6 +7,7 @@ because they run once per record on hundreds of thousands of records.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,6 +29,15 @@ RECORD_TYPES: frozenset[str] = frozenset({"CALL"})
 _INT_FIELDS_REQUIRED = ("id", "accountId", "userId", "uciId")
 _STR_FIELDS_OPTIONAL = ("callerId", "externalId", "smsData")
 _TIME_FIELDS_OPTIONAL = ("answerTime", "endTime")
+
+
+@dataclass(frozen=True, slots=True)
+class RejectedRecord:
+    """A record that is not a valid event: kept with the reason, never silently dropped."""
+
+    reason: str
+    payload: Any
+    event_id: int | None = None
 
 
 class InvalidInstant(ValueError):
