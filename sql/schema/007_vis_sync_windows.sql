@@ -1,0 +1,19 @@
+-- History of window syncs, append-only; sync_id orders rows written within the same instant.
+CREATE SEQUENCE IF NOT EXISTS vis.sync_window_ids START 1;
+
+CREATE TABLE IF NOT EXISTS vis.sync_windows (
+    sync_id      BIGINT PRIMARY KEY DEFAULT nextval('vis.sync_window_ids'),
+    local_date   DATE NOT NULL,
+    window_start TIMESTAMPTZ NOT NULL,
+    window_end   TIMESTAMPTZ NOT NULL,
+    api_count    BIGINT NOT NULL,
+    loaded       BIGINT NOT NULL,
+    rejected     BIGINT NOT NULL,
+    pages        BIGINT NOT NULL,
+    requests     BIGINT NOT NULL,
+    retries      BIGINT NOT NULL,
+    seconds      DOUBLE NOT NULL,
+    status       VARCHAR NOT NULL CHECK (status IN ('loaded', 'settled', 'failed')),
+    run_id       VARCHAR,
+    finished_at  TIMESTAMPTZ NOT NULL
+);

@@ -1,0 +1,218 @@
+"""The ``vis-pipeline`` command: simulate, sync, status, demo.
+
+Expected failures (bad input, an unreachable API, a rejected token) print one clear line and
+exit non-zero (2 for usage errors); tracebacks are for bugs only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+from vis_pipeline.settings import Settings, SettingsError
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+DEFAULT_DAGSTER_HOME = Path(__file__).resolve().parent.parent / "dagster_home"
+"""The project's committed Dagster home, used when DAGSTER_HOME is not set."""
+
+DEMO_TOKEN = "demo-token"
+"""Token the demo's simulator accepts: it guards nothing but a local simulator."""
+
+
+class UsageError(Exception):
+    """Input the user can fix: printed without a traceback, exit code 2."""
+
+
+@dataclass(frozen=True)
+class SyncOutcome:
+    """What a sync run through Dagster did."""
+
+    success: bool
+    run_id: str
+    days: list[dict[str, object]]
+    error: str | None = None
+
+
+def parse_day(text: str) -> date:
+    """A calendar day written as YYYY-MM-DD."""
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from vis_pipeline.simulator.process import add_arguments as add_simulator_arguments
+
+    parser = argparse.ArgumentParser(prog="vis-pipeline", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    simulate = commands.add_parser("simulate", help="serve the VIS simulator on loopback")
+    add_simulator_arguments(simulate)
+
+    sync = commands.add_parser("sync", help="sync local days of events into the warehouse")
+    sync.add_argument("--from", dest="first", type=parse_day, required=True, help="first day")
+    sync.add_argument("--to", dest="last", type=parse_day, required=True, help="last day")
+    sync.add_argument("--full", action="store_true", help="fetch settled days again too")
+
+    commands.add_parser("status", help="what the warehouse holds")
+
+    demo = commands.add_parser("demo", help="simulator + sync + summary, no setup needed")
+    demo.add_argument("--days", type=int, default=30)
+    demo.add_argument("--calls-per-day", type=int, default=1000)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings.from_env()
+        if args.command == "simulate":
+            from vis_pipeline.simulator.process import main as simulate
+
+            return simulate(list(argv if argv is not None else sys.argv[1:])[1:])
+        if args.command == "sync":
+            if args.last < args.first:
+                raise UsageError(f"--to {args.last} is before --from {args.first}")
+            return _print_sync(run_sync(settings, args.first, args.last, full=args.full))
+        if args.command == "status":
+            return show_status(settings)
+        return run_demo(settings, args.days, args.calls_per_day)
+    except (UsageError, SettingsError) as exc:
+        print(f"vis-pipeline: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+
+
+def ensure_dagster_home() -> Path:
+    """DAGSTER_HOME, defaulting to the project's own folder, so runs show in ``dagster dev``."""
+    home = Path(os.environ.setdefault("DAGSTER_HOME", str(DEFAULT_DAGSTER_HOME))).resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    os.environ["DAGSTER_HOME"] = str(home)
+    return home
+
+
+def run_sync(settings: Settings, first: date, last: date, *, full: bool = False) -> SyncOutcome:
+    """Materialise the events of local days ``first``..``last`` as one Dagster run."""
+    import dagster as dg
+
+    from vis_pipeline.defs import build_definitions
+    from vis_pipeline.defs.jobs import SYNC_JOB, range_tags
+
+    earliest = date.fromisoformat(settings.start_date)
+    if first < earliest:
+        raise UsageError(f"--from {first} is before VIS_START_DATE ({earliest})")
+    latest = datetime.now(UTC).date() + timedelta(days=1)
+    if last > latest:
+        raise UsageError(f"--to {last} is in the future")
+    ensure_dagster_home()
+    job = build_definitions(settings).resolve_job_def(SYNC_JOB)
+    with dg.DagsterInstance.get() as instance:
+        result = job.execute_in_process(
+            instance=instance,
+            tags=range_tags(first, last),
+            run_config={"ops": {"vis__events": {"config": {"full": full}}}},
+            raise_on_error=False,
+        )
+    return SyncOutcome(
+        success=result.success,
+        run_id=result.run_id,
+        days=_days_of_run(settings, first, last, result.run_id) if result.success else [],
+        error=None if result.success else _first_failure(result),
+    )
+
+
+def _first_failure(result: object) -> str:
+    """The message of the first failed step, without its traceback."""
+    for event in result.all_events:  # type: ignore[attr-defined]
+        if event.is_step_failure:
+            error = event.step_failure_data.error
+            while error.cause is not None and error.cls_name.endswith("Error") is False:
+                error = error.cause
+            return f"{event.step_key}: {_innermost(error).message.strip()}"
+    return "the run failed"
+
+
+def _innermost(error: object) -> object:
+    """Dagster wraps user errors; the user's own exception is the interesting one."""
+    while getattr(error, "cause", None) is not None:
+        error = error.cause  # type: ignore[attr-defined]
+    return error
+
+
+def _days_of_run(settings: Settings, first: date, last: date, run_id: str) -> list[dict[str, object]]:
+    from vis_pipeline import warehouse as wh
+
+    with wh.connect(settings.warehouse_path, read_only=True) as conn:
+        return wh.run_days(conn, run_id)
+
+
+def _print_sync(outcome: SyncOutcome) -> int:
+    if not outcome.success:
+        print(f"vis-pipeline: sync failed (run {outcome.run_id}): {outcome.error}", file=sys.stderr)
+        return EXIT_FAILED
+    for day in outcome.days:
+        print(
+            f"{day['local_date']}  {day['status']:<8} api {day['api_count']:>7}  "
+            f"loaded {day['loaded']:>7}  rejected {day['rejected']:>4}"
+        )
+    print(f"run {outcome.run_id}: {len(outcome.days)} days")
+    return EXIT_OK
+
+
+def show_status(settings: Settings) -> int:
+    """Print what the warehouse holds; exit 1 when it is missing or does not reconcile."""
+    from vis_pipeline import warehouse as wh
+
+    if not settings.warehouse_path.exists():
+        print(f"vis-pipeline: no warehouse at {settings.warehouse}; run `vis-pipeline sync` first",
+              file=sys.stderr)
+        return EXIT_FAILED
+    with wh.connect(settings.warehouse_path, read_only=True) as conn:
+        summary = wh.status_summary(conn)
+    for key, value in summary.items():
+        print(f"{key:>22}: {value}")
+    return EXIT_OK if not summary.get("unreconciled_days") else EXIT_FAILED
+
+
+def run_demo(settings: Settings, days: int, calls_per_day: int) -> int:
+    """Start a simulator, sync its whole range through Dagster, and say where to look."""
+    from vis_pipeline.simulator.process import SimulatorOptions, SimulatorProcess
+
+    first = datetime.now(UTC).date() - timedelta(days=days)
+    options = SimulatorOptions(
+        start=first.isoformat(), days=days, calls_per_day=calls_per_day,
+        tz=settings.timezone, token=DEMO_TOKEN,
+    )
+    print(f"starting the VIS simulator: {days} days x ~{calls_per_day} calls a day")
+    with SimulatorProcess(options) as sim:
+        os.environ.update(
+            VIS_BASE_URL=sim.base_url, VIS_ACCESS_TOKEN=sim.token, VIS_START_DATE=first.isoformat()
+        )
+        demo_settings = Settings.from_env()
+        outcome = run_sync(demo_settings, first, first + timedelta(days=days - 1))
+        code = _print_sync(outcome)
+    if code != EXIT_OK:
+        return code
+    show_status(demo_settings)
+    print(
+        "\nwhere to look:\n"
+        f"  warehouse:  {demo_settings.warehouse}  (duckdb {demo_settings.warehouse} "
+        "-c 'select * from vis.events limit 5')\n"
+        f"  Dagster UI: DAGSTER_HOME={os.environ['DAGSTER_HOME']} dagster dev  (run {outcome.run_id})"
+    )
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

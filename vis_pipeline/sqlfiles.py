@@ -1,0 +1,50 @@
+"""SQL kept in ``.sql`` files under the repository's ``sql/`` folder, loaded by name.
+
+Statements live in files so they can be read, reviewed and run by hand; values are always bound
+as parameters (``?`` or ``$name``) by the caller, never pasted into the text.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path, PurePosixPath
+
+SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+"""The folder holding every SQL file, one sub-folder per kind (schema, warehouse, checks...)."""
+
+SQL_SUFFIX = ".sql"
+"""File extension of SQL files; names are given without it."""
+
+
+class UnknownSqlFile(LookupError):
+    """A SQL name that names no file (or names one outside the SQL folder)."""
+
+
+def _checked_name(name: str) -> PurePosixPath:
+    """``name`` as a relative path inside the SQL folder, or UnknownSqlFile."""
+    if not isinstance(name, str) or not name.strip():
+        raise UnknownSqlFile(f"SQL name must be a non-empty string, got {name!r}")
+    path = PurePosixPath(name.removesuffix(SQL_SUFFIX))
+    # Names are folder/file, never a way out of the SQL folder.
+    if path.is_absolute() or "\\" in name or any(part in {"..", "."} for part in path.parts):
+        raise UnknownSqlFile(f"SQL name must be relative, like 'warehouse/upsert_events': {name!r}")
+    return path
+
+
+@cache
+def load_sql(name: str) -> str:
+    """The text of the SQL file ``name`` (e.g. ``"warehouse/upsert_events"``), read once."""
+    relative = _checked_name(name)
+    file = SQL_DIR.joinpath(*relative.parts).with_suffix(SQL_SUFFIX)
+    if not file.is_file():
+        raise UnknownSqlFile(f"no SQL file named {name!r}")
+    return file.read_text(encoding="utf-8")
+
+
+def list_sql(folder: str) -> list[str]:
+    """Names (loadable by ``load_sql``) of the SQL files of ``folder``, sorted by file name."""
+    relative = _checked_name(folder)
+    directory = SQL_DIR.joinpath(*relative.parts)
+    if not directory.is_dir():
+        raise UnknownSqlFile(f"no SQL folder named {folder!r}")
+    return [f"{relative.as_posix()}/{file.stem}" for file in sorted(directory.glob("*" + SQL_SUFFIX))]

@@ -1,0 +1,138 @@
+"""Syncing local days of events from the API into the warehouse: plain functions, no Dagster.
+
+The Dagster events asset and the benchmark's library path both call :func:`sync_days`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import asdict, dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import duckdb
+
+from vis_pipeline.client import VISClient
+from vis_pipeline.normalize import normalize_events
+from vis_pipeline.warehouse import WindowSync, load_window, record_settled, window_is_settled
+
+OpenWarehouse = Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]]
+"""Opens a write connection to the warehouse for one short transaction (and closes it)."""
+
+
+@dataclass(frozen=True)
+class DaySync:
+    """What syncing one local day did."""
+
+    local_date: date
+    status: str
+    api_count: int
+    loaded: int
+    rejected: int
+    pages: int
+    requests: int
+    retries: int
+    seconds: float
+
+    def as_dict(self) -> dict[str, object]:
+        """A JSON-friendly copy."""
+        return {**asdict(self), "local_date": self.local_date.isoformat()}
+
+
+def local_day_window(day: date, tz: str) -> tuple[datetime, datetime]:
+    """The instants [start, end) of a local calendar day (23 or 25 hours on a DST change)."""
+    zone = ZoneInfo(tz)
+    start = datetime.combine(day, time(), zone)
+    end = datetime.combine(day + timedelta(days=1), time(), zone)
+    return start.astimezone(UTC), end.astimezone(UTC)
+
+
+def days_between(first: date, last: date) -> list[date]:
+    """Every day from ``first`` to ``last``, both included."""
+    return [first + timedelta(days=offset) for offset in range((last - first).days + 1)]
+
+
+def sync_days(
+    client: VISClient,
+    open_warehouse: OpenWarehouse,
+    days: Sequence[date],
+    tz: str,
+    *,
+    full: bool = False,
+    run_id: str | None = None,
+) -> list[DaySync]:
+    """Sync each local day of ``days``: settled days cost one count, the rest are fetched.
+
+    Each fetched day is written in one transaction, so a run killed mid-way leaves whole days
+    behind it and re-running is always safe.
+    """
+    windows = {day: local_day_window(day, tz) for day in days}
+    done: list[DaySync] = []
+    to_fetch: list[date] = []
+    for day in days:
+        settled = None if full else _settle_if_unchanged(client, open_warehouse, day, windows[day], run_id)
+        if settled is None:
+            to_fetch.append(day)
+        else:
+            done.append(settled)
+    results = client.iter_windows(windows[day] for day in to_fetch)
+    for day, result in zip(to_fetch, results, strict=True):
+        synced_at = datetime.now(UTC)
+        batch = normalize_events(result.events, result.rejected, tz, synced_at)
+        stats = result.stats
+        window = WindowSync(
+            local_date=day,
+            window_start=result.start,
+            window_end=result.end,
+            api_count=stats.window_count,
+            api_margin_count=stats.api_count,
+            pages=stats.pages,
+            requests=stats.requests,
+            retries=stats.retries,
+            seconds=stats.seconds,
+            run_id=run_id,
+        )
+        with open_warehouse() as conn:
+            load = load_window(conn, batch, window)
+        done.append(
+            DaySync(
+                local_date=day,
+                status="loaded",
+                api_count=stats.window_count,
+                loaded=load.loaded,
+                rejected=load.rejected,
+                pages=stats.pages,
+                requests=stats.requests,
+                retries=stats.retries,
+                seconds=stats.seconds,
+            )
+        )
+    return sorted(done, key=lambda item: item.local_date)
+
+
+def _settle_if_unchanged(
+    client: VISClient,
+    open_warehouse: OpenWarehouse,
+    day: date,
+    window: tuple[datetime, datetime],
+    run_id: str | None,
+) -> DaySync | None:
+    """Record ``day`` as settled and return it, or None when it must be fetched."""
+    margin_count = client.count_window(*window)
+    with open_warehouse() as conn:
+        previous = window_is_settled(conn, day, margin_count)
+        if previous is None:
+            return None
+        record_settled(conn, previous)
+    return DaySync(
+        local_date=day,
+        status="settled",
+        api_count=previous.api_count,
+        loaded=0,
+        rejected=0,
+        pages=0,
+        requests=1,
+        retries=0,
+        seconds=0.0,
+    )
