@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
+import duckdb
+import pandas as pd
 import pytest
+
+from vis_pipeline.records import FINAL_STATES
 
 from vis_pipeline.simulator.process import SimulatorOptions, SimulatorProcess
 
@@ -37,3 +43,84 @@ def fresh_simulator(simulator: SimulatorProcess) -> Iterator[SimulatorProcess]:
 def warehouse_path(tmp_path: Path) -> Path:
     """Where a test's DuckDB warehouse file lives (created by the code under test)."""
     return tmp_path / "warehouse" / "vis.duckdb"
+
+
+@pytest.fixture
+def dagster_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh DAGSTER_HOME with the project's dagster.yaml, set for the test."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    project_yaml = Path(__file__).resolve().parent.parent / "dagster_home" / "dagster.yaml"
+    (home / "dagster.yaml").write_text(project_yaml.read_text())
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    return home
+
+
+def expected_events(truth: list[dict], tz: str) -> pd.DataFrame:
+    """What ``vis.events`` must hold for these API records, computed record by record with
+    ``datetime`` (not the project's pandas normalisation), sorted by event_id."""
+    zone = ZoneInfo(tz)
+
+    def instant(value: str | None) -> datetime | None:
+        return None if value is None else datetime.fromisoformat(value).astimezone(UTC)
+
+    rows = []
+    for record in truth:
+        start = instant(record["startTime"])
+        rows.append(
+            {
+                "event_id": record["id"],
+                "external_id": record.get("externalId"),
+                "record_type": record["type"],
+                "account_id": record["accountId"],
+                "user_id": record["userId"],
+                "uci_id": record["uciId"],
+                "direction": record["direction"],
+                "caller_id": record.get("callerId"),
+                "phone_number": record["phoneNumber"],
+                "state": record["state"],
+                "is_final": record["state"] in FINAL_STATES,
+                "start_time": start,
+                "answer_time": instant(record.get("answerTime")),
+                "end_time": instant(record.get("endTime")),
+                "duration_ms": record.get("duration"),
+                "sms_data": record.get("smsData"),
+                "local_date": start.astimezone(zone).date(),
+            }
+        )
+    return pd.DataFrame(rows).sort_values("event_id", ignore_index=True)
+
+
+def warehouse_events(path: Path) -> pd.DataFrame:
+    """``vis.events`` as Python values (timestamps in UTC), sorted by event_id, without synced_at."""
+    with duckdb.connect(str(path), read_only=True) as conn:
+        conn.execute("SET TimeZone = 'UTC'")
+        frame = conn.execute("SELECT * EXCLUDE (synced_at) FROM vis.events ORDER BY event_id").df()
+    return frame
+
+
+def assert_same_events(actual: pd.DataFrame, expected: pd.DataFrame) -> None:
+    """Row for row and field for field, with clear messages on the first difference."""
+    assert sorted(actual["event_id"]) == sorted(expected["event_id"]), (
+        f"ids differ: {len(set(actual.event_id) - set(expected.event_id))} unexpected, "
+        f"{len(set(expected.event_id) - set(actual.event_id))} missing"
+    )
+    actual_rows = _as_python_rows(actual)
+    expected_rows = _as_python_rows(expected[list(actual.columns)])
+    for got, want in zip(actual_rows, expected_rows, strict=True):
+        assert got == want
+
+
+def _as_python_rows(frame: pd.DataFrame) -> list[dict]:
+    def plain(value: object) -> object:
+        if value is None or (not isinstance(value, str) and pd.isna(value)):
+            return None
+        if isinstance(value, pd.Timestamp):
+            return value.to_pydatetime().astimezone(UTC)
+        if isinstance(value, datetime):
+            return value.astimezone(UTC)
+        if hasattr(value, "item"):
+            return value.item()
+        return value
+
+    return [{key: plain(value) for key, value in row.items()} for row in frame.to_dict("records")]

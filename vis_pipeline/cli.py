@@ -137,17 +137,11 @@ def _first_failure(result: object) -> str:
     for event in result.all_events:  # type: ignore[attr-defined]
         if event.is_step_failure:
             error = event.step_failure_data.error
-            while error.cause is not None and error.cls_name.endswith("Error") is False:
+            # Dagster wraps the user's exception; the innermost one says what went wrong.
+            while error.cause is not None:
                 error = error.cause
-            return f"{event.step_key}: {_innermost(error).message.strip()}"
+            return f"{event.step_key}: {error.message.strip()}"
     return "the run failed"
-
-
-def _innermost(error: object) -> object:
-    """Dagster wraps user errors; the user's own exception is the interesting one."""
-    while getattr(error, "cause", None) is not None:
-        error = error.cause  # type: ignore[attr-defined]
-    return error
 
 
 def _days_of_run(settings: Settings, first: date, last: date, run_id: str) -> list[dict[str, object]]:

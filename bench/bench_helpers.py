@@ -1,0 +1,255 @@
+"""What the benchmark's runner and its contenders share: child processes measured one by one,
+day windows, profiling on demand, and fingerprints of loaded data to check it against the truth.
+
+Contenders print exactly one JSON line on stdout (``emit``); everything else goes to stderr.
+"""
+
+from __future__ import annotations
+
+import cProfile
+import io
+import json
+import os
+import pstats
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as dtime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+"""The repository's top folder: contenders run with it as their working directory."""
+
+TOKEN_ENV = "VIS_ACCESS_TOKEN"
+"""Contenders read the API token from this variable, never from their command line."""
+
+FINAL_STATES: frozenset[str] = frozenset(
+    {"DETACHED", "REJECTED", "CANCELLED", "ANSWERED", "MISSED"}
+)
+"""States of a finished call (kept here so the check does not lean on the code it checks)."""
+
+POLL_SECONDS = 0.05
+"""How often a running child is polled for its exit."""
+
+KILL_GRACE_SECONDS = 5.0
+"""How long a child that overran its timeout gets between SIGTERM and SIGKILL."""
+
+STDERR_TAIL_CHARS = 2000
+"""How much of a failed child's stderr is kept for the report."""
+
+
+def emit(result: Mapping[str, Any]) -> None:
+    """Print a contender's results as its one line of JSON on stdout."""
+    sys.stdout.write(json.dumps(result, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def day_windows(first: date, days: int, tz: str) -> list[tuple[int, int]]:
+    """Half-open [start, end) epoch-ms windows of ``days`` local days from ``first``."""
+    zone = ZoneInfo(tz)
+    windows = []
+    for offset in range(days):
+        day = first + timedelta(days=offset)
+        start = datetime.combine(day, dtime(), zone).astimezone(UTC)
+        end = datetime.combine(day + timedelta(days=1), dtime(), zone).astimezone(UTC)
+        windows.append((_epoch_ms(start), _epoch_ms(end)))
+    return windows
+
+
+def _epoch_ms(moment: datetime) -> int:
+    return int(moment.timestamp()) * 1000 + moment.microsecond // 1000
+
+
+@contextmanager
+def profiled(path: str | None) -> Iterator[None]:
+    """Profile the block with cProfile into ``path`` (nothing when ``path`` is None)."""
+    if not path:
+        yield
+        return
+    profiler = cProfile.Profile()
+    profiler.enable()
+    try:
+        yield
+    finally:
+        profiler.disable()
+        profiler.dump_stats(path)
+
+
+def top_functions(path: Path, limit: int = 15, sort: str = "tottime") -> str:
+    """The ``limit`` costliest functions of a cProfile dump, as pstats prints them."""
+    out = io.StringIO()
+    stats = pstats.Stats(str(path), stream=out)
+    stats.sort_stats(sort).print_stats(limit)
+    text = out.getvalue()
+    # pstats starts with a header of file names and totals; the table is what matters.
+    start = text.find("   ncalls")
+    return text[start:] if start >= 0 else text
+
+
+@dataclass
+class ChildRun:
+    """One contender process, measured on its own (not mixed with other children)."""
+
+    argv: list[str]
+    returncode: int | None = None
+    wall_s: float = 0.0
+    cpu_s: float = 0.0
+    peak_rss_mb: float = 0.0
+    timed_out: bool = False
+    result: dict[str, Any] = field(default_factory=dict)
+    stderr_tail: str = ""
+
+    @property
+    def ok(self) -> bool:
+        """Whether the child exited 0 in time and printed its JSON line."""
+        return self.returncode == 0 and not self.timed_out and bool(self.result)
+
+
+def run_child(
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    timeout: float,
+    cwd: Path = REPO_ROOT,
+) -> ChildRun:
+    """Run ``argv`` to its end (or ``timeout``) and measure it alone.
+
+    ``wait4`` gives this child's own rusage: its CPU time and its peak RSS (with those of any
+    processes it waited for), where RUSAGE_CHILDREN deltas would fold in every other child of
+    this process (the simulator among them) and keep only the largest peak ever seen.
+    """
+    run = ChildRun(argv=list(argv))
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        started = time.perf_counter()
+        proc = subprocess.Popen(
+            list(argv),
+            stdout=out,
+            stderr=err,
+            stdin=subprocess.DEVNULL,
+            cwd=str(cwd),
+            env=dict(env) if env is not None else None,
+            start_new_session=True,
+        )
+        status, usage = _wait_with_timeout(proc, timeout, run)
+        run.wall_s = time.perf_counter() - started
+        # Popen did not reap the child itself, so tell it the exit status we collected.
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        run.returncode = proc.returncode
+        run.cpu_s = usage.ru_utime + usage.ru_stime
+        run.peak_rss_mb = usage.ru_maxrss / 1024  # Linux reports kilobytes
+        out.seek(0)
+        err.seek(0)
+        run.result = _last_json_line(out.read().decode("utf-8", "replace"))
+        stderr = err.read().decode("utf-8", "replace")
+        if not run.ok:
+            run.stderr_tail = stderr[-STDERR_TAIL_CHARS:]
+    return run
+
+
+def _wait_with_timeout(
+    proc: subprocess.Popen[bytes], timeout: float, run: ChildRun
+) -> tuple[int, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid == proc.pid:
+            return status, usage
+        if time.monotonic() > deadline and not run.timed_out:
+            run.timed_out = True
+            _signal_group(proc.pid, signal.SIGTERM)
+            deadline = time.monotonic() + KILL_GRACE_SECONDS
+        elif run.timed_out and time.monotonic() > deadline:
+            _signal_group(proc.pid, signal.SIGKILL)
+            _, status, usage = os.wait4(proc.pid, 0)
+            return status, usage
+        time.sleep(POLL_SECONDS)
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    """Signal the child's own process group (it was started in a new session)."""
+    with suppress(ProcessLookupError):
+        os.killpg(pid, sig)
+
+
+def _last_json_line(text: str) -> dict[str, Any]:
+    for line in reversed(text.strip().splitlines()):
+        try:
+            value = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(value, dict):
+            return value
+    return {}
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """What must agree between a loaded table and the truth: the ids and sums over the fields."""
+
+    count: int
+    distinct_ids: int
+    id_sum: int
+    final_count: int
+    start_ms_sum: int
+    duration_sum: int
+
+    def as_dict(self) -> dict[str, int]:
+        """A JSON-friendly copy."""
+        return dict(self.__dict__)
+
+
+def truth_fingerprint(truth: Iterable[Mapping[str, Any]]) -> tuple[Fingerprint, set[int]]:
+    """Fingerprint and id set of the simulator's truth, computed record by record."""
+    ids: set[int] = set()
+    count = id_sum = finals = start_sum = duration_sum = 0
+    for record in truth:
+        count += 1
+        ids.add(record["id"])
+        id_sum += record["id"]
+        finals += record.get("state") in FINAL_STATES
+        start = datetime.fromisoformat(record["startTime"]).astimezone(UTC)
+        start_sum += _epoch_ms(start)
+        duration_sum += record.get("duration") or 0
+    return Fingerprint(count, len(ids), id_sum, finals, start_sum, duration_sum), ids
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """Where a contender's events live in its DuckDB file and what its columns are called."""
+
+    table: str
+    id_column: str
+    state_column: str
+    start_column: str
+    duration_column: str
+
+
+def table_fingerprint(path: Path, spec: TableSpec) -> tuple[Fingerprint, set[int]]:
+    """Fingerprint and id set of a contender's events table, read from its DuckDB file."""
+    import duckdb
+
+    finals = ", ".join(f"'{state}'" for state in sorted(FINAL_STATES))
+    query = f"""
+        SELECT count(*), count(DISTINCT {spec.id_column}),
+               coalesce(sum({spec.id_column}::HUGEINT), 0),
+               count(*) FILTER (WHERE {spec.state_column} IN ({finals})),
+               coalesce(sum(epoch_ms(CAST({spec.start_column} AS TIMESTAMPTZ))::HUGEINT), 0),
+               coalesce(sum({spec.duration_column}::HUGEINT), 0)
+        FROM {spec.table}
+    """
+    with duckdb.connect(str(path), read_only=True) as conn:
+        row = conn.execute(query).fetchone()
+        ids = {
+            value
+            for (value,) in conn.execute(f"SELECT {spec.id_column} FROM {spec.table}").fetchall()
+        }
+    assert row is not None
+    return Fingerprint(*(int(value) for value in row)), ids

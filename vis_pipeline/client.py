@@ -1,0 +1,597 @@
+"""The VIS API client: one pooled HTTP connection set, typed calls, retries, window extraction.
+
+Every operation of the spec has a method with a Python name; the wire names (``getRoles``,
+``callUnold``...) come from the spec's operation table and stay on the wire. Answers are the
+API's JSON, unchanged. The access token lives in one request header and is scrubbed from every
+message this module writes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import orjson
+
+from vis_pipeline.extract import (
+    PagingProfile,
+    Tally,
+    VISIncompleteWindow,
+    WindowExtractor,
+    WindowResult,
+    WindowStats,
+    to_epoch_ms,
+)
+from vis_pipeline.retry import BodyError, RetryBudget, RetryPolicy, VISError, VISRetriesExhausted
+from vis_pipeline.spec import operations
+
+__all__ = [
+    "VISAPIError",
+    "VISAuthError",
+    "VISBadRequest",
+    "VISClient",
+    "VISError",
+    "VISIncompleteWindow",
+    "VISNotFound",
+    "VISRetriesExhausted",
+    "VISTransportError",
+    "WindowResult",
+    "WindowStats",
+]
+
+LOGGER = logging.getLogger("vis_pipeline.client")
+
+DEFAULT_PAGE_SIZE = 100
+"""Events asked for per page (the server may honour fewer)."""
+
+DEFAULT_CONCURRENCY = 8
+"""Requests in flight at most, and connections kept open."""
+
+DEFAULT_TIMEOUT = 10.0
+"""Seconds allowed for each of connect, write, read and pool wait, per request."""
+
+DEFAULT_MAX_PAGES_PER_WINDOW = 50
+"""Pages one range may need before it is split in halves by time."""
+
+DEFAULT_EDGE_MARGIN_MS = 1000
+"""Milliseconds queried beyond each window edge, so either edge reading gives the same events."""
+
+AUTH_STATUSES: frozenset[int] = frozenset({401, 403})
+"""Statuses meaning the token was refused: never retried."""
+
+BAD_REQUEST_STATUSES: frozenset[int] = frozenset({400, 422})
+"""Statuses meaning the request itself is wrong: never retried."""
+
+IDEMPOTENT_METHODS: frozenset[str] = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+"""Methods whose repetition after a lost answer does no harm."""
+
+REDACTED = "[redacted]"
+"""What a secret is replaced with in any text this module produces."""
+
+MAX_ERROR_TEXT = 300
+"""Characters of an unexpected error body quoted in an exception message."""
+
+_JSON_HEADERS = {"Content-Type": "application/json"}
+
+
+class VISTransportError(VISError):
+    """An exchange failed in a way that is not safe or not useful to repeat."""
+
+
+class VISAPIError(VISError):
+    """The API answered with an error status."""
+
+    def __init__(
+        self,
+        operation: str,
+        status: int,
+        error_code: str | None = None,
+        error_message: str | None = None,
+        errors: list[dict[str, Any]] | None = None,
+    ) -> None:
+        self.operation = operation
+        self.status = status
+        self.error_code = error_code
+        self.error_message = error_message
+        self.errors = errors or []
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        text = f"{self.operation}: HTTP {self.status}"
+        if self.error_code:
+            text += f" {self.error_code}"
+        if self.error_message:
+            text += f": {self.error_message}"
+        details = [
+            f"{item.get('field')}: {item.get('message')}"
+            for item in self.errors
+            if isinstance(item, dict) and str(item.get("message")) not in text
+        ]
+        if details:
+            text += f" ({'; '.join(details)})"
+        return text
+
+
+class VISBadRequest(VISAPIError):
+    """400 or 422: the API refused the request's parameters or body."""
+
+
+class VISNotFound(VISAPIError):
+    """404: no such resource."""
+
+
+class VISAuthError(VISAPIError):
+    """401 or 403: the access token was rejected (expired, revoked or not allowed)."""
+
+    def _message(self) -> str:
+        return (
+            f"{self.operation}: HTTP {self.status}: the access token was rejected "
+            "(expired, revoked or lacking permission); not retried"
+            + (f" [{self.error_code}]" if self.error_code else "")
+        )
+
+
+def _error_class(status: int) -> type[VISAPIError]:
+    if status in AUTH_STATUSES:
+        return VISAuthError
+    if status in BAD_REQUEST_STATUSES:
+        return VISBadRequest
+    if status == 404:
+        return VISNotFound
+    return VISAPIError
+
+
+def _scrub(text: str, secrets: Iterable[str]) -> str:
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, REDACTED)
+    return text
+
+
+def _describe(exc: BaseException) -> str:
+    detail = str(exc)
+    return f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
+
+
+def _ms_param(value: int | datetime | None, name: str) -> int | None:
+    if value is None or isinstance(value, int):
+        return value
+    return to_epoch_ms(value, name=name)
+
+
+def _csv_param(value: str | Iterable[str] | None) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    return ",".join(value)
+
+
+def _query(**values: Any) -> dict[str, Any]:
+    return {name: value for name, value in values.items() if value is not None}
+
+
+class VISClient:
+    """A client for the VIS API; use as a context manager or call :meth:`close`."""
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        *,
+        page_size: int = DEFAULT_PAGE_SIZE,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        timeout: float = DEFAULT_TIMEOUT,
+        retry: RetryPolicy | None = None,
+        max_pages_per_window: int = DEFAULT_MAX_PAGES_PER_WINDOW,
+        edge_margin_ms: int = DEFAULT_EDGE_MARGIN_MS,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self._base_url = base_url.rstrip("/")
+        self._secrets: tuple[str, ...] = (token,) if token else ()
+        self._retry = retry or RetryPolicy()
+        self._budget: RetryBudget = self._retry.new_budget()
+        self._operations = operations()
+        # One spare connection beyond the pool: a window count or probe never waits on pages.
+        connections = concurrency + 1
+        self._http = httpx.Client(
+            base_url=self._base_url + "/",
+            headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+            timeout=httpx.Timeout(timeout),
+            limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
+            transport=transport,
+        )
+        self._extractor = WindowExtractor(
+            self,
+            page_size=page_size,
+            concurrency=concurrency,
+            max_pages_per_window=max_pages_per_window,
+            edge_margin_ms=edge_margin_ms,
+        )
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def __enter__(self) -> VISClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the worker threads and close the connections."""
+        self._extractor.close()
+        self._http.close()
+
+    def __repr__(self) -> str:
+        return f"VISClient(base_url={self._base_url!r})"
+
+    @property
+    def base_url(self) -> str:
+        """The API's base URL."""
+        return self._base_url
+
+    @property
+    def retry_budget(self) -> RetryBudget:
+        """The retries this client has left."""
+        return self._budget
+
+    @property
+    def paging_profile(self) -> PagingProfile | None:
+        """How the server was found to page (None before the first non-empty window)."""
+        return self._extractor.profile
+
+    # -- transport -------------------------------------------------------------------------
+
+    def _call(
+        self,
+        operation: str,
+        *,
+        resource_id: int | str | None = None,
+        params: dict[str, Any] | None = None,
+        body: dict[str, Any] | None = None,
+        expect: type | None = dict,
+        tally: Tally | None = None,
+        secrets: tuple[str, ...] = (),
+    ) -> Any:
+        """Send one operation (retrying what is worth retrying) and return its parsed body."""
+        method, template = self._operations[operation]
+        path = template.lstrip("/")
+        if resource_id is not None:
+            path = path.replace("{id}", quote(str(resource_id), safe=""))
+        content = orjson.dumps(body) if body is not None else None
+        headers = _JSON_HEADERS if content is not None else None
+        secrets = self._secrets + tuple(s for s in secrets if s)
+        idempotent = method in IDEMPOTENT_METHODS
+        policy = self._retry
+        attempt = 0
+        while True:
+            attempt += 1
+            self._budget.record_request()
+            if tally is not None:
+                tally.add_request()
+            retry_after: str | None = None
+            try:
+                response = self._http.request(
+                    method, path, params=params, content=content, headers=headers
+                )
+                if response.status_code < 300:
+                    return _decode(response, expect)
+            except Exception as exc:
+                if not policy.retries_exception(exc, idempotent=idempotent):
+                    raise VISTransportError(
+                        f"{operation}: {_scrub(_describe(exc), secrets)}; not retried"
+                    ) from exc
+                cause = _scrub(_describe(exc), secrets)
+                last: BaseException | None = exc
+            else:
+                status = response.status_code
+                if not policy.retries_status(status):
+                    raise _api_error(operation, response, secrets)
+                cause = f"HTTP {status}"
+                retry_after = response.headers.get("Retry-After")
+                last = None
+            if attempt >= policy.max_attempts:
+                raise VISRetriesExhausted(operation, attempt, cause) from last
+            if not self._budget.try_spend():
+                raise VISRetriesExhausted(
+                    operation, attempt, cause, budget_exhausted=True
+                ) from last
+            if tally is not None:
+                tally.add_retry()
+            delay = policy.delay_for(attempt, retry_after)
+            LOGGER.info(
+                "%s: %s on attempt %d/%d; retrying in %.2f s",
+                operation,
+                cause,
+                attempt,
+                policy.max_attempts,
+                delay,
+            )
+            policy.sleep(delay)
+
+    # -- window extraction -----------------------------------------------------------------
+
+    def count_range(self, from_ms: int, to_ms: int, tally: Tally | None = None) -> int:
+        """getEventsCount over ``(from_ms, to_ms)`` as an int (edges read as the server does)."""
+        body = self._call(
+            "getEventsCount", params={"fromDate": from_ms, "toDate": to_ms}, tally=tally
+        )
+        count = body.get("count")
+        if type(count) is not int or count < 0:
+            raise VISTransportError(f"getEventsCount: answer without a usable count: {count!r}")
+        return count
+
+    def fetch_page(
+        self,
+        from_ms: int,
+        to_ms: int,
+        page: int,
+        size: int,
+        tally: Tally | None = None,
+        *,
+        probe: bool = False,
+    ) -> list[Any] | None:
+        """One listEvents page, ASC by startTime; a probe returns None when the page is refused."""
+        params = {
+            "fromDate": from_ms,
+            "toDate": to_ms,
+            "offset": page,
+            "size": size,
+            "order": "ASC",
+            "sort": "startTime",
+        }
+        try:
+            records = self._call("listEvents", params=params, expect=list, tally=tally)
+        except VISBadRequest:
+            if probe:
+                return None
+            raise
+        if tally is not None:
+            tally.add_page(len(records))
+        return records
+
+    def count_window(self, start: datetime, end: datetime) -> int:
+        """The API's count over the window's margin range: what an extraction checks against."""
+        return self._extractor.count_window(start, end)
+
+    def extract_window(self, start: datetime, end: datetime) -> WindowResult:
+        """Every event of ``[start, end)``, checked against the API's count."""
+        return self._extractor.extract(start, end)
+
+    def iter_windows(self, windows: Iterable[tuple[datetime, datetime]]) -> Iterator[WindowResult]:
+        """Each window's result in order; the next window is fetched while the caller works."""
+        return self._extractor.iter_windows(windows)
+
+    def iter_events(
+        self, start: datetime, end: datetime, window: timedelta = timedelta(days=1)
+    ) -> Iterator[dict[str, Any]]:
+        """Every valid event of ``[start, end)``, fetched ``window`` at a time."""
+        return self._extractor.iter_events(start, end, window)
+
+    # -- users and account -----------------------------------------------------------------
+
+    def get_user(self) -> dict[str, Any]:
+        """The user the token belongs to (getUser)."""
+        return self._call("getUser")
+
+    def get_account(self) -> dict[str, Any]:
+        """The user's account (getAccount)."""
+        return self._call("getAccount")
+
+    # -- calls -----------------------------------------------------------------------------
+
+    def list_calls(
+        self,
+        *,
+        from_date: int | datetime | None = None,
+        to_date: int | datetime | None = None,
+        direction: str | Iterable[str] | None = None,
+        states: str | Iterable[str] | None = None,
+        offset: int | None = None,
+        size: int | None = None,
+        order: str | None = None,
+        sort: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Calls of the user (listCalls); dates are epoch ms or aware datetimes."""
+        params = _query(
+            fromDate=_ms_param(from_date, "from_date"),
+            toDate=_ms_param(to_date, "to_date"),
+            direction=_csv_param(direction),
+            states=_csv_param(states),
+            offset=offset,
+            size=size,
+            order=order,
+            sort=sort,
+        )
+        return self._call("listCalls", params=params, expect=list)
+
+    def create_call(self, phone_number: str) -> list[dict[str, Any]]:
+        """Place a call to ``phone_number`` (createCall)."""
+        return self._call("createCall", body={"phoneNumber": phone_number}, expect=list)
+
+    def get_calls_count(
+        self,
+        *,
+        from_date: int | datetime | None = None,
+        to_date: int | datetime | None = None,
+        direction: str | Iterable[str] | None = None,
+        states: str | Iterable[str] | None = None,
+    ) -> dict[str, Any]:
+        """How many calls match (getCallsCount): ``{"count": n}``."""
+        params = _query(
+            fromDate=_ms_param(from_date, "from_date"),
+            toDate=_ms_param(to_date, "to_date"),
+            direction=_csv_param(direction),
+            states=_csv_param(states),
+        )
+        return self._call("getCallsCount", params=params)
+
+    def destroy_call(self, call_id: int | str) -> list[dict[str, Any]]:
+        """Hang up a call (destroyCall)."""
+        return self._call("destroyCall", resource_id=call_id, expect=list)
+
+    def get_call(self, call_id: int | str) -> list[dict[str, Any]]:
+        """One call, as the API's one-element array (wire operation getRoles)."""
+        return self._call("getRoles", resource_id=call_id, expect=list)
+
+    def answer_call(self, call_id: int | str) -> dict[str, Any]:
+        """Answer a ringing call (callAnswer)."""
+        return self._call("callAnswer", resource_id=call_id)
+
+    def hold_call(self, call_id: int | str) -> dict[str, Any]:
+        """Put a call on hold (callHold)."""
+        return self._call("callHold", resource_id=call_id)
+
+    def unhold_call(self, call_id: int | str) -> dict[str, Any]:
+        """Take a call off hold (wire operation callUnold)."""
+        return self._call("callUnold", resource_id=call_id)
+
+    def transfer_call(self, call_id: int | str, phone_number: str) -> dict[str, Any]:
+        """Transfer a call to ``phone_number`` (callTransfer)."""
+        return self._call("callTransfer", resource_id=call_id, body={"phoneNumber": phone_number})
+
+    def transfer_call_to_voicemail(self, call_id: int | str) -> dict[str, Any]:
+        """Send a call to voicemail (callVMTransfer)."""
+        return self._call("callVMTransfer", resource_id=call_id)
+
+    # -- events ----------------------------------------------------------------------------
+
+    def list_events(
+        self,
+        *,
+        from_date: int | datetime | None = None,
+        to_date: int | datetime | None = None,
+        types: str | Iterable[str] | None = None,
+        direction: str | Iterable[str] | None = None,
+        states: str | Iterable[str] | None = None,
+        offset: int | None = None,
+        size: int | None = None,
+        order: str | None = None,
+        sort: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """One page of events (listEvents); ``offset`` is a page number."""
+        params = _query(
+            types=_csv_param(types),
+            fromDate=_ms_param(from_date, "from_date"),
+            toDate=_ms_param(to_date, "to_date"),
+            direction=_csv_param(direction),
+            states=_csv_param(states),
+            offset=offset,
+            size=size,
+            order=order,
+            sort=sort,
+        )
+        return self._call("listEvents", params=params, expect=list)
+
+    def get_events_count(
+        self,
+        *,
+        from_date: int | datetime | None = None,
+        to_date: int | datetime | None = None,
+        direction: str | Iterable[str] | None = None,
+        states: str | Iterable[str] | None = None,
+    ) -> dict[str, Any]:
+        """How many events match (getEventsCount): ``{"count": n}``."""
+        params = _query(
+            fromDate=_ms_param(from_date, "from_date"),
+            toDate=_ms_param(to_date, "to_date"),
+            direction=_csv_param(direction),
+            states=_csv_param(states),
+        )
+        return self._call("getEventsCount", params=params)
+
+    def get_event(self, event_id: int | str) -> dict[str, Any]:
+        """One event (getEvent); the API wraps it in an array, this returns the event itself."""
+        body = self._call("getEvent", resource_id=event_id, expect=list)
+        if not body:
+            raise VISNotFound("getEvent", 200, None, f"no event {event_id} in the answer")
+        return body[0]
+
+    # -- webhooks --------------------------------------------------------------------------
+
+    def list_webhooks(self) -> list[dict[str, Any]]:
+        """The user's webhooks (listWebhooks)."""
+        return self._call("listWebhooks", expect=list)
+
+    def create_webhook(
+        self,
+        url: str,
+        *,
+        events: Iterable[str] = ("CALL",),
+        signing_key: str | None = None,
+        signing_algo: str | None = "HMAC_SHA256",
+        metadata_policy: str | None = None,
+    ) -> dict[str, Any]:
+        """Register a webhook (createWebhook); the signing key is kept out of every message."""
+        body = _query(
+            url=url,
+            events=list(events),
+            signingAlgo=signing_algo if signing_key is not None else None,
+            signingKey=signing_key,
+            metadataPolicy=metadata_policy,
+        )
+        secrets = (signing_key,) if signing_key else ()
+        return self._call("createWebhook", body=body, secrets=secrets)
+
+    def destroy_webhook(self, webhook_id: int | str) -> None:
+        """Delete a webhook (destroyWebhook)."""
+        self._call("destroyWebhook", resource_id=webhook_id, expect=None)
+
+    def view_webhook(self, webhook_id: int | str) -> dict[str, Any]:
+        """One webhook (viewWebhook)."""
+        return self._call("viewWebhook", resource_id=webhook_id)
+
+    def renew_webhook(self, webhook_id: int | str) -> dict[str, Any]:
+        """Extend a webhook's life and clear its failed flag (renewWebhook)."""
+        return self._call("renewWebhook", resource_id=webhook_id)
+
+
+def _decode(response: httpx.Response, expect: type | None) -> Any:
+    """The parsed body of a success answer; BodyError when it is not the JSON expected."""
+    content = response.content
+    if expect is None:
+        return None
+    try:
+        data = orjson.loads(content)
+    except orjson.JSONDecodeError:
+        raise BodyError(f"unparsable body ({len(content)} bytes)") from None
+    if not isinstance(data, expect):
+        raise BodyError(f"expected a JSON {expect.__name__}, got {type(data).__name__}")
+    return data
+
+
+def _api_error(operation: str, response: httpx.Response, secrets: tuple[str, ...]) -> VISAPIError:
+    """The typed error for an error answer, with the API's errorCode/errorMessage when given."""
+    code: str | None = None
+    message: str | None = None
+    errors: list[dict[str, Any]] = []
+    content = response.content
+    if content:
+        try:
+            body = orjson.loads(content)
+        except orjson.JSONDecodeError:
+            body = None
+            message = content[:MAX_ERROR_TEXT].decode("utf-8", "replace")
+        if isinstance(body, dict):
+            code = _text(body.get("errorCode"))
+            message = _text(body.get("errorMessage"))
+            raw_errors = body.get("errors")
+            if isinstance(raw_errors, list):
+                errors = [
+                    {key: _scrub(str(value), secrets) for key, value in item.items()}
+                    for item in raw_errors
+                    if isinstance(item, dict)
+                ]
+    return _error_class(response.status_code)(
+        operation,
+        response.status_code,
+        _scrub(code, secrets) if code else None,
+        _scrub(message, secrets) if message else None,
+        errors,
+    )
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)

@@ -1,0 +1,687 @@
+"""Getting every event of a time window out of the VIS API, and proving it is every event.
+
+The API's listing is paged by page number, may cap the page size silently, reorders events
+that share a ``startTime`` between requests, and does not say whether its date edges are
+inclusive. So, per window ``[start, end)``:
+
+1. query ``[start - margin, end + margin]`` and keep exactly ``start <= startTime < end``, which
+   is right under any edge reading; the count over that same range is the authority;
+2. learn once per client which page number comes first and which page size is honoured;
+3. plan the pages from the count (splitting the range in halves while it needs too many pages)
+   and fetch them concurrently, sorted by ``startTime``;
+4. dedupe by id and check the distinct ids against the count; a range that falls short is
+   repaired (ties cut by a page boundary are fetched on their own) or fetched again in halves
+   until each piece fits in one page, and only then declared incomplete.
+
+Every range is handled as a closed-or-open interval ``(lo, hi)`` whose edges the server may read
+either way: two halves ``(lo, mid + 1)`` and ``(mid, hi)`` always cover the server's reading of
+``(lo, hi)`` and nothing outside it, so each piece can be checked against its own count.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from itertools import pairwise
+from typing import Any, Protocol, TypeVar
+
+import orjson
+
+from vis_pipeline.records import (
+    FINAL_STATES,
+    InvalidInstant,
+    RejectedRecord,
+    event_problem,
+    parse_instant_ms,
+)
+from vis_pipeline.retry import VISError, VISRetriesExhausted
+
+LOGGER = logging.getLogger("vis_pipeline.client")
+
+MIN_SPLIT_WIDTH_MS = 3
+"""Narrowest range (ms) that can still be halved into two strictly narrower overlapping pieces."""
+
+WINDOWS_IN_FLIGHT = 2
+"""Windows extracted at once by iter_windows: the one awaited and the one prefetched."""
+
+FIRST_PAGE_OVERLAP = 0.5
+"""Share of ids pages 0 and 1 must have in common to conclude the server clamps 0 to page 1."""
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_MS = timedelta(milliseconds=1)
+_T = TypeVar("_T")
+
+Window = tuple[datetime, datetime]
+"""A time window ``[start, end)`` of tz-aware datetimes."""
+
+
+class VISIncompleteWindow(VISError):
+    """The events fetched for a window never matched the API's count, even piece by piece."""
+
+    def __init__(self, window: Window, api_count: int, distinct: int, detail: str = "") -> None:
+        self.window = window
+        self.api_count = api_count
+        self.distinct = distinct
+        self.detail = detail
+        message = (
+            f"window [{window[0].isoformat()}, {window[1].isoformat()}) is incomplete: the API "
+            f"counts {api_count} events, {distinct} distinct were fetched, even after fetching "
+            "it again in smaller pieces"
+        )
+        super().__init__(f"{message} ({detail})" if detail else message)
+
+
+class Tally:
+    """Requests, retries and pages spent on one piece of work (thread-safe)."""
+
+    __slots__ = ("_lock", "fetched", "pages", "requests", "retries")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.requests = 0
+        self.retries = 0
+        self.pages = 0
+        self.fetched = 0
+
+    def add_request(self) -> None:
+        """Count one HTTP request sent (retries included)."""
+        with self._lock:
+            self.requests += 1
+
+    def add_retry(self) -> None:
+        """Count one repeated request."""
+        with self._lock:
+            self.retries += 1
+
+    def add_page(self, records: int) -> None:
+        """Count one page received with ``records`` records."""
+        with self._lock:
+            self.pages += 1
+            self.fetched += records
+
+
+class EventSource(Protocol):
+    """The two calls extraction needs from the API (the client provides them)."""
+
+    def count_range(self, from_ms: int, to_ms: int, tally: Tally | None = None) -> int:
+        """getEventsCount over ``(from_ms, to_ms)``."""
+        ...
+
+    def fetch_page(
+        self,
+        from_ms: int,
+        to_ms: int,
+        page: int,
+        size: int,
+        tally: Tally | None = None,
+        *,
+        probe: bool = False,
+    ) -> list[Any] | None:
+        """listEvents page ``page`` of ``size``, ASC by startTime; None for a refused probe."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class WindowStats:
+    """What extracting one window cost and found."""
+
+    api_count: int
+    """The API's count over the margin range (the number checked against)."""
+    window_count: int
+    """What the API holds inside ``[start, end)``: api_count minus ids seen only in margins."""
+    fetched: int
+    """Records received, duplicates included."""
+    distinct: int
+    """Distinct records in the margin range."""
+    pages: int
+    """Pages received."""
+    requests: int
+    """HTTP requests sent, counts and retries included."""
+    retries: int
+    """Requests that were repeats of a failed one."""
+    seconds: float
+    """Wall time of the extraction."""
+    sub_windows: int
+    """Pieces the window was cut into beyond itself (0: fetched whole)."""
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-friendly copy."""
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class WindowResult:
+    """Every event of one window, plus the records that are not valid events."""
+
+    start: datetime
+    end: datetime
+    events: list[dict[str, Any]]
+    rejected: list[RejectedRecord]
+    stats: WindowStats
+
+
+@dataclass(frozen=True, slots=True)
+class PagingProfile:
+    """How the server pages: its first page number and the page size it really honours."""
+
+    first_page: int
+    size: int
+
+
+@dataclass(eq=False, slots=True)
+class _Piece:
+    """A range ``(lo, hi)`` (edges read as the server likes), its count and what it returned."""
+
+    lo: int
+    hi: int
+    count: int
+    size: int
+    keys: set[Any] = field(default_factory=set)
+
+    def page_count(self) -> int:
+        return math.ceil(self.count / self.size) if self.count > 0 else 0
+
+    def complete(self) -> bool:
+        return len(self.keys) == self.count
+
+
+class _PieceIncomplete(Exception):
+    """A piece that cannot be made to match its count (turned into VISIncompleteWindow)."""
+
+    def __init__(self, piece: _Piece) -> None:
+        super().__init__(
+            f"range fromDate={piece.lo} toDate={piece.hi}: count {piece.count}, "
+            f"{len(piece.keys)} distinct"
+        )
+
+
+@dataclass(slots=True)
+class _Run:
+    """State of one window's extraction."""
+
+    window: Window
+    start_ms: int
+    end_ms: int
+    tally: Tally = field(default_factory=Tally)
+    pool: dict[Any, Any] = field(default_factory=dict)
+    sub_windows: int = 0
+
+
+def to_epoch_ms(moment: datetime, *, name: str = "datetime") -> int:
+    """Epoch milliseconds of a tz-aware datetime, rounded up (so ``t >= start`` stays exact)."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f"{name} must be timezone-aware, got naive {moment.isoformat()}")
+    return -((_EPOCH - moment) // _ONE_MS)
+
+
+def check_window(start: datetime, end: datetime) -> tuple[int, int]:
+    """``(start_ms, end_ms)`` of a window; ValueError for naive datetimes or an empty window."""
+    start_ms = to_epoch_ms(start, name="start")
+    end_ms = to_epoch_ms(end, name="end")
+    if end <= start:
+        raise ValueError(f"end {end.isoformat()} must be after start {start.isoformat()}")
+    return start_ms, end_ms
+
+
+def record_key(record: Any) -> Any:
+    """The identity of a record: its integer id, else its canonical JSON (so it still dedupes)."""
+    if type(record) is dict:
+        rid = record.get("id")
+        if type(rid) is int:
+            return rid
+    return ("payload", orjson.dumps(record, option=orjson.OPT_SORT_KEYS))
+
+
+def _start_ms(record: Any) -> int | None:
+    """startTime in epoch ms, or None when the record has no readable one."""
+    if type(record) is not dict:
+        return None
+    try:
+        return parse_instant_ms(record.get("startTime"))
+    except InvalidInstant:
+        return None
+
+
+def _fresher(new: Any, old: Any) -> bool:
+    """Whether ``new`` should replace ``old`` for the same id: a final state beats a live one."""
+    return (
+        type(new) is dict
+        and type(old) is dict
+        and new.get("state") in FINAL_STATES
+        and old.get("state") not in FINAL_STATES
+    )
+
+
+def _first_page(page0: list[Any] | None, page1: list[Any] | None, count: int) -> int:
+    """The first page number, judged from what offsets 0 and 1 returned."""
+    if page0 is None or (not page0 and count > 0):
+        return 1
+    if not page1:
+        return 0
+    ids0 = {record_key(r) for r in page0}
+    ids1 = {record_key(r) for r in page1}
+    shared = len(ids0 & ids1)
+    return 1 if shared > FIRST_PAGE_OVERLAP * min(len(ids0), len(ids1)) else 0
+
+
+def _straddling_ties(pages: list[list[Any]]) -> list[int]:
+    """Instants whose events are cut by a page boundary (and so may be reordered across it)."""
+    found: list[int] = []
+    for before, after in pairwise(pages):
+        if before and after:
+            moment = _start_ms(before[-1])
+            if moment is not None and moment == _start_ms(after[0]):
+                found.append(moment)
+    return sorted(set(found))
+
+
+class WindowExtractor:
+    """Extracts windows of events through an :class:`EventSource`, with a bounded thread pool.
+
+    Every HTTP request of an extraction runs on the pool, so at most ``concurrency`` are in
+    flight, whatever the number of windows being worked on.
+    """
+
+    def __init__(
+        self,
+        source: EventSource,
+        *,
+        page_size: int,
+        concurrency: int,
+        max_pages_per_window: int,
+        edge_margin_ms: int,
+    ) -> None:
+        if page_size < 1 or concurrency < 1 or max_pages_per_window < 1 or edge_margin_ms < 1:
+            raise ValueError(
+                "page_size, concurrency, max_pages_per_window and edge_margin_ms must be >= 1"
+            )
+        self._source = source
+        self._page_size = page_size
+        self._concurrency = concurrency
+        self._max_pages = max_pages_per_window
+        self._margin = edge_margin_ms
+        self._profile: PagingProfile | None = None
+        self._profile_lock = threading.Lock()
+        self._pool_lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
+        self._closed = False
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def _executor(self) -> ThreadPoolExecutor:
+        with self._pool_lock:
+            if self._closed:
+                raise RuntimeError("the client is closed")
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self._concurrency, thread_name_prefix="vis-page")
+            return self._pool
+
+    def close(self) -> None:
+        """Stop the thread pool (waiting for requests in flight)."""
+        with self._pool_lock:
+            self._closed = True
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    @property
+    def profile(self) -> PagingProfile | None:
+        """The paging profile learned so far (None before the first non-empty window)."""
+        return self._profile
+
+    # -- public operations -----------------------------------------------------------------
+
+    def margin_range(self, start_ms: int, end_ms: int) -> tuple[int, int]:
+        """The query range that holds ``[start_ms, end_ms)`` under any edge reading."""
+        return start_ms - self._margin, end_ms + self._margin
+
+    def count_window(self, start: datetime, end: datetime) -> int:
+        """The API's count over the window's margin range (what an extraction checks against)."""
+        lo, hi = self.margin_range(*check_window(start, end))
+        return self._source.count_range(lo, hi)
+
+    def extract(
+        self, start: datetime, end: datetime, placed: _Placed | None = None
+    ) -> WindowResult:
+        """Every event of ``[start, end)``, checked against the API's count."""
+        start_ms, end_ms = check_window(start, end)
+        began = time.perf_counter()
+        run = _Run((start, end), start_ms, end_ms)
+        lo, hi = self.margin_range(start_ms, end_ms)
+        try:
+            api_count = self._fill(run, lo, hi)
+        except VISRetriesExhausted as exc:
+            if exc.window is not None:
+                raise
+            raise exc.located(run.window) from exc
+        return self._result(run, api_count, placed or _Placed(), time.perf_counter() - began)
+
+    def iter_windows(self, windows: Iterable[Window]) -> Iterator[WindowResult]:
+        """Each window's result in order, extracting the next one while the caller works.
+
+        At most two windows are being extracted at once (the one the caller waits for and the
+        next), so the pool stays busy across window boundaries while memory stays bounded.
+        """
+        placed = _Placed()
+        ahead = ThreadPoolExecutor(WINDOWS_IN_FLIGHT, thread_name_prefix="vis-window")
+        pending: deque[Future[WindowResult]] = deque()
+        try:
+            for start, end in windows:
+                check_window(start, end)
+                pending.append(ahead.submit(self.extract, start, end, placed))
+                if len(pending) == WINDOWS_IN_FLIGHT:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            ahead.shutdown(wait=True, cancel_futures=True)
+
+    def iter_events(
+        self, start: datetime, end: datetime, window: timedelta = timedelta(days=1)
+    ) -> Iterator[dict[str, Any]]:
+        """Every valid event of ``[start, end)``, window by window (arguments checked at once)."""
+        check_window(start, end)
+        if window <= timedelta(0):
+            raise ValueError(f"window must be positive, got {window}")
+        return self._events(self.iter_windows(_split(start, end, window)))
+
+    # -- the algorithm ---------------------------------------------------------------------
+
+    def _fill(self, run: _Run, lo: int, hi: int) -> int:
+        """Fetch the margin range into ``run.pool``; returns the count it was checked against."""
+        api_count = self._on_pool(lambda: self._source.count_range(lo, hi, run.tally)).result()
+        if api_count == 0:
+            return 0
+        self._learn_profile(run, lo, hi, api_count)
+        try:
+            self._resolve(self._plan(run, lo, hi, api_count), run)
+        except _PieceIncomplete as exc:
+            raise VISIncompleteWindow(run.window, api_count, len(run.pool), str(exc)) from None
+        if len(run.pool) == api_count:
+            return api_count
+        # Every piece matched its own count, so the data moved under us: ask again once.
+        recount = self._on_pool(lambda: self._source.count_range(lo, hi, run.tally)).result()
+        if recount != len(run.pool):
+            raise VISIncompleteWindow(run.window, recount, len(run.pool), "the count kept moving")
+        return recount
+
+    def _on_pool(self, call: Callable[[], _T]) -> Future[_T]:
+        return self._executor().submit(call)
+
+    def _learn_profile(self, run: _Run, lo: int, hi: int, count: int) -> None:
+        """Learn the first page number and the honoured page size once per client."""
+        with self._profile_lock:
+            if self._profile is not None:
+                return
+            size = self._page_size
+            futures = [
+                self._on_pool(
+                    lambda page=page: self._source.fetch_page(
+                        lo, hi, page, size, run.tally, probe=True
+                    )
+                )
+                for page in (0, 1)
+            ]
+            page0, page1 = (future.result() for future in futures)
+            first = _first_page(page0, page1, count)
+            head = page1 if first == 1 else page0
+            honoured = size
+            if head and len(head) < min(count, size):
+                honoured = len(head)
+            self._profile = PagingProfile(first, honoured)
+            LOGGER.info("paging profile: first page %d, page size %d", first, honoured)
+
+    def _lower_size(self, size: int) -> int:
+        """Record a smaller honoured page size seen late; returns the size now in force."""
+        with self._profile_lock:
+            current = self._profile or PagingProfile(0, self._page_size)
+            if 0 < size < current.size:
+                LOGGER.info("page size cap learned late: %d (was %d)", size, current.size)
+                current = PagingProfile(current.first_page, size)
+                self._profile = current
+            return current.size
+
+    def _current(self) -> PagingProfile:
+        return self._profile or PagingProfile(0, self._page_size)
+
+    def _count_all(self, run: _Run, ranges: list[tuple[int, int]]) -> list[int]:
+        futures = [
+            self._on_pool(lambda lo=lo, hi=hi: self._source.count_range(lo, hi, run.tally))
+            for lo, hi in ranges
+        ]
+        return [future.result() for future in futures]
+
+    def _plan(self, run: _Run, lo: int, hi: int, count: int) -> list[_Piece]:
+        """Pieces covering ``(lo, hi)``, each needing at most ``max_pages_per_window`` pages."""
+        piece = _Piece(lo, hi, count, self._current().size)
+        if piece.page_count() <= self._max_pages or hi - lo < MIN_SPLIT_WIDTH_MS:
+            return [piece]
+        halves = _halves(lo, hi)
+        counts = self._count_all(run, halves)
+        run.sub_windows += 2
+        return [
+            part
+            for (part_lo, part_hi), part_count in zip(halves, counts, strict=True)
+            for part in self._plan(run, part_lo, part_hi, part_count)
+        ]
+
+    def _fetch(self, run: _Run, pieces: list[_Piece]) -> list[list[list[Any]]]:
+        """All pages of all ``pieces``, fetched concurrently, in page order per piece."""
+        first = self._current().first_page
+        jobs: list[tuple[int, int, Future[list[Any] | None]]] = []
+        for index, piece in enumerate(pieces):
+            for page in range(first, first + piece.page_count()):
+                future = self._on_pool(
+                    lambda piece=piece, page=page: self._source.fetch_page(
+                        piece.lo, piece.hi, page, piece.size, run.tally
+                    )
+                )
+                jobs.append((index, page, future))
+        fetched: list[list[list[Any]]] = [[] for _ in pieces]
+        for position, (index, page, future) in enumerate(jobs):
+            try:
+                records = future.result()
+            except VISRetriesExhausted as exc:
+                for _, _, later in jobs[position + 1 :]:
+                    later.cancel()
+                raise exc.located(run.window, page) from exc
+            except BaseException:
+                for _, _, later in jobs[position + 1 :]:
+                    later.cancel()
+                raise
+            fetched[index].append(records or [])
+        return fetched
+
+    def _absorb(
+        self, run: _Run, piece: _Piece, pages: list[list[Any]], only_ms: int | None = None
+    ) -> None:
+        """Add the records of ``pages`` to the piece's keys and the window's pool (deduped)."""
+        pool = run.pool
+        keys = piece.keys
+        for page in pages:
+            for record in page:
+                if only_ms is not None and _start_ms(record) != only_ms:
+                    continue
+                rid = record.get("id") if type(record) is dict else None
+                key = rid if type(rid) is int else record_key(record)
+                keys.add(key)
+                known = pool.get(key)
+                if known is None or _fresher(record, known):
+                    pool[key] = record
+
+    def _resolve(self, pieces: list[_Piece], run: _Run) -> None:
+        """Fetch ``pieces`` and make each match its count (or raise _PieceIncomplete)."""
+        if not pieces:
+            return
+        fetched = self._fetch(run, pieces)
+        for piece, pages in zip(pieces, fetched, strict=True):
+            self._absorb(run, piece, pages)
+        for piece, pages in zip(pieces, fetched, strict=True):
+            if not piece.complete():
+                self._settle(run, piece, pages)
+
+    def _settle(self, run: _Run, piece: _Piece, pages: list[list[Any]]) -> None:
+        """Make a piece that fell short of its count whole, cheapest remedy first."""
+        LOGGER.debug(
+            "range (%d, %d): count %d, %d distinct; repairing",
+            piece.lo,
+            piece.hi,
+            piece.count,
+            len(piece.keys),
+        )
+        short = [len(page) for page in pages[:-1] if 0 < len(page) < piece.size]
+        if short and self._lower_size(max(short)) < piece.size:
+            self._refetch_whole(run, piece)
+            if piece.complete():
+                return
+        ties = _straddling_ties(pages)
+        if ties:
+            self._repair_ties(run, piece, ties)
+            if piece.complete():
+                return
+        if piece.page_count() <= 1 or piece.hi - piece.lo < MIN_SPLIT_WIDTH_MS:
+            self._refetch_whole(run, piece)
+        else:
+            self._refetch_halves(run, piece)
+        if not piece.complete():
+            raise _PieceIncomplete(piece)
+
+    def _refetch_whole(self, run: _Run, piece: _Piece) -> None:
+        """Count the piece again and fetch it again with the current page size."""
+        (count,) = self._count_all(run, [(piece.lo, piece.hi)])
+        parts = self._plan(run, piece.lo, piece.hi, count)
+        if len(parts) == 1 and parts[0].size == piece.size and parts[0].page_count() <= 1:
+            # One page again: a second chance only, no recursion.
+            fetched = self._fetch(run, parts)
+            self._absorb(run, parts[0], fetched[0])
+        else:
+            self._resolve(parts, run)
+        piece.count = count
+        for part in parts:
+            piece.keys |= part.keys
+
+    def _refetch_halves(self, run: _Run, piece: _Piece) -> None:
+        """Fetch the piece again as two halves, each checked (and repaired) on its own."""
+        halves = _halves(piece.lo, piece.hi)
+        counts = self._count_all(run, halves)
+        run.sub_windows += 2
+        parts = [
+            part
+            for (lo, hi), count in zip(halves, counts, strict=True)
+            for part in self._plan(run, lo, hi, count)
+        ]
+        self._resolve(parts, run)
+        for part in parts:
+            piece.keys |= part.keys
+        if not piece.complete():
+            # The halves each match their own count, so the piece's count moved: take the new one.
+            (piece.count,) = self._count_all(run, [(piece.lo, piece.hi)])
+
+    def _repair_ties(self, run: _Run, piece: _Piece, ties: list[int]) -> None:
+        """Fetch each instant cut by a page boundary on its own and add its events to the piece."""
+        ranges = [(moment - 1, moment + 1) for moment in ties]
+        counts = self._count_all(run, ranges)
+        parts = [
+            _Piece(lo, hi, count, self._current().size)
+            for (lo, hi), count in zip(ranges, counts, strict=True)
+        ]
+        fetched = self._fetch(run, parts)
+        for moment, part, pages in zip(ties, parts, fetched, strict=True):
+            # The tie range may reach 1 ms outside the piece: only the tied instant is ours.
+            self._absorb(run, part, pages, only_ms=moment)
+            piece.keys |= part.keys
+
+    # -- results ---------------------------------------------------------------------------
+
+    def _result(self, run: _Run, api_count: int, placed: _Placed, seconds: float) -> WindowResult:
+        events: list[tuple[int, dict[str, Any]]] = []
+        rejected: list[RejectedRecord] = []
+        outside = 0
+        start_ms, end_ms = run.start_ms, run.end_ms
+        for key, record in run.pool.items():
+            problem = event_problem(record)
+            if problem is None:
+                moment = parse_instant_ms(record["startTime"])
+                if start_ms <= moment < end_ms:
+                    events.append((moment, record))
+                else:
+                    outside += 1
+                continue
+            moment = _start_ms(record)
+            if moment is None:
+                # No instant to place it by: it belongs to the first window that fetched it.
+                if not placed.claim(key):
+                    outside += 1
+                    continue
+            elif not start_ms <= moment < end_ms:
+                outside += 1
+                continue
+            rid = key if type(key) is int else None
+            rejected.append(RejectedRecord(problem, record, rid))
+        events.sort(key=_moment)
+        tally = run.tally
+        stats = WindowStats(
+            api_count=api_count,
+            window_count=api_count - outside,
+            fetched=tally.fetched,
+            distinct=len(run.pool),
+            pages=tally.pages,
+            requests=tally.requests,
+            retries=tally.retries,
+            seconds=round(seconds, 6),
+            sub_windows=run.sub_windows,
+        )
+        if rejected:
+            LOGGER.warning(
+                "window [%s, %s): %d record(s) rejected",
+                run.window[0].isoformat(),
+                run.window[1].isoformat(),
+                len(rejected),
+            )
+        return WindowResult(run.window[0], run.window[1], [r for _, r in events], rejected, stats)
+
+    def _events(self, results: Iterator[WindowResult]) -> Iterator[dict[str, Any]]:
+        for result in results:
+            yield from result.events
+
+
+class _Placed:
+    """Keys of records without a readable startTime already assigned to a window."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._keys: set[Any] = set()
+
+    def claim(self, key: Any) -> bool:
+        """True the first time ``key`` is claimed."""
+        with self._lock:
+            if key in self._keys:
+                return False
+            self._keys.add(key)
+            return True
+
+
+def _moment(item: tuple[int, dict[str, Any]]) -> int:
+    return item[0]
+
+
+def _halves(lo: int, hi: int) -> list[tuple[int, int]]:
+    """Two strictly narrower ranges that together cover ``(lo, hi)`` under any edge reading."""
+    mid = (lo + hi) // 2
+    return [(lo, mid + 1), (mid, hi)]
+
+
+def _split(start: datetime, end: datetime, window: timedelta) -> Iterator[Window]:
+    """``[start, end)`` cut into consecutive windows of ``window`` (the last one shorter)."""
+    cursor = start
+    while cursor < end:
+        upper = min(cursor + window, end)
+        yield cursor, upper
+        cursor = upper

@@ -1,0 +1,130 @@
+"""The simulator's own endpoints (no auth, never faulted): truth, clock, behaviour, stats.
+
+They live under ``/_simulator/``, outside the API's base path, and let demos, tests and
+benchmarks read the ground truth and steer the simulator while it runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+from vis_pipeline.records import InvalidInstant, format_instant_ms, parse_instant_ms
+from vis_pipeline.simulator.behaviour import BehaviourError
+from vis_pipeline.simulator.params import ApiError, integer, json_body
+from vis_pipeline.simulator.state import SimulatorState
+
+CONTROL_PREFIX = "/_simulator"
+"""Path prefix of the control endpoints."""
+
+Reply = tuple[int, bytes | None]
+"""Status and body (None: no body)."""
+
+ControlHandler = Callable[[SimulatorState, dict[str, str], bytes], Reply]
+"""What every control handler looks like."""
+
+
+def _json(value: Any) -> Reply:
+    return 200, orjson.dumps(value)
+
+
+def _refuse(field: str, message: str) -> ApiError:
+    return ApiError(400, "INVALID_CONTROL", f"{field}: {message}", field)
+
+
+def truth(state: SimulatorState, params: dict[str, str], _body: bytes) -> Reply:
+    """Visible events of [fromDate, toDate) in wire format, by startTime then id."""
+    from_ms, to_ms = integer(params, "fromDate"), integer(params, "toDate")
+    return 200, state.truth.window_bytes(from_ms, to_ms)
+
+
+def users(state: SimulatorState, _params: dict[str, str], _body: bytes) -> Reply:
+    """Every user of the account."""
+    return _json(state.truth.users)
+
+
+def stats(state: SimulatorState, _params: dict[str, str], _body: bytes) -> Reply:
+    """Request counts by operation and status, fault counts by kind."""
+    return _json(state.stats_json())
+
+
+def reset_stats(state: SimulatorState, _params: dict[str, str], _body: bytes) -> Reply:
+    """Forget the counts."""
+    state.reset_stats()
+    return _json(state.stats_json())
+
+
+def _clock_json(state: SimulatorState) -> dict[str, str]:
+    return {"now": format_instant_ms(state.truth.now_ms)}
+
+
+def clock(state: SimulatorState, _params: dict[str, str], _body: bytes) -> Reply:
+    """The simulated clock's reading."""
+    return _json(_clock_json(state))
+
+
+def set_clock(state: SimulatorState, _params: dict[str, str], body: bytes) -> Reply:
+    """Move the clock: ``{"advance_seconds": x}`` or ``{"now": iso}``."""
+    request = json_body(body)
+    if not isinstance(request, dict) or len(request) != 1:
+        raise _refuse("body", 'expected {"advance_seconds": x} or {"now": "<ISO instant>"}')
+    if "advance_seconds" in request:
+        seconds = request["advance_seconds"]
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+            raise _refuse("advance_seconds", f"expected a number, got {seconds!r}")
+        state.truth.set_now(state.truth.now_ms + round(seconds * 1000))
+    elif "now" in request:
+        try:
+            state.truth.set_now(parse_instant_ms(request["now"]))
+        except InvalidInstant as exc:
+            raise _refuse("now", str(exc)) from None
+    else:
+        raise _refuse("body", f"unknown clock setting {next(iter(request))!r}")
+    return _json(_clock_json(state))
+
+
+def behaviour(state: SimulatorState, _params: dict[str, str], _body: bytes) -> Reply:
+    """The behaviour in force."""
+    return _json(state.injector.behaviour.to_json())
+
+
+def set_behaviour(state: SimulatorState, _params: dict[str, str], body: bytes) -> Reply:
+    """Merge the given settings into the behaviour in force (all or nothing)."""
+    changes = json_body(body)
+    if not isinstance(changes, dict):
+        raise _refuse("body", "expected a JSON object of behaviour settings")
+    try:
+        return _json(state.injector.update(changes).to_json())
+    except BehaviourError as exc:
+        raise _refuse("behaviour", str(exc)) from None
+
+
+def reset_behaviour(state: SimulatorState, _params: dict[str, str], _body: bytes) -> Reply:
+    """Back to no faults and the usual readings."""
+    state.injector.reset()
+    return _json(state.injector.behaviour.to_json())
+
+
+def inject(state: SimulatorState, _params: dict[str, str], body: bytes) -> Reply:
+    """Add raw records, served as they are (valid or not), visible at once."""
+    records = json_body(body)
+    if not isinstance(records, list):
+        raise _refuse("body", "expected a JSON array of records")
+    return _json({"injected": state.truth.inject(records)})
+
+
+ROUTES: dict[tuple[str, str], ControlHandler] = {
+    ("GET", "/truth"): truth,
+    ("GET", "/users"): users,
+    ("GET", "/stats"): stats,
+    ("POST", "/stats/reset"): reset_stats,
+    ("GET", "/clock"): clock,
+    ("POST", "/clock"): set_clock,
+    ("GET", "/behaviour"): behaviour,
+    ("PUT", "/behaviour"): set_behaviour,
+    ("POST", "/behaviour/reset"): reset_behaviour,
+    ("POST", "/events"): inject,
+}
+"""Control handlers by (method, path below the prefix)."""
