@@ -36,8 +36,8 @@ FINAL_STATES: frozenset[str] = frozenset(
 )
 """States of a finished call (kept here so the check does not lean on the code it checks)."""
 
-POLL_SECONDS = 0.05
-"""How often a running child is polled for its exit."""
+MEASURE_FLAG = "--measure"
+"""Runs this module as the measuring process: ``python bench_helpers.py --measure FILE -- CMD``."""
 
 KILL_GRACE_SECONDS = 5.0
 """How long a child that overran its timeout gets between SIGTERM and SIGKILL."""
@@ -122,15 +122,23 @@ def run_child(
 ) -> ChildRun:
     """Run ``argv`` to its end (or ``timeout``) and measure it alone.
 
-    ``wait4`` gives this child's own rusage: its CPU time and its peak RSS (with those of any
-    processes it waited for), where RUSAGE_CHILDREN deltas would fold in every other child of
-    this process (the simulator among them) and keep only the largest peak ever seen.
+    The command is started by a small measuring process (this module run as a script) that
+    waits for it with ``wait4``: that gives the command's own CPU time and peak RSS, where
+    RUSAGE_CHILDREN deltas would mix in every other child (the simulator among them). The
+    measuring process matters because a forked child's peak RSS starts at its parent's RSS:
+    forked from a big runner, every contender would look as big as the runner.
     """
     run = ChildRun(argv=list(argv))
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+    with (
+        tempfile.TemporaryFile() as out,
+        tempfile.TemporaryFile() as err,
+        tempfile.TemporaryDirectory() as scratch,
+    ):
+        usage_path = Path(scratch) / "usage.json"
+        shim = [sys.executable, str(Path(__file__).resolve()), MEASURE_FLAG, str(usage_path), "--"]
         started = time.perf_counter()
         proc = subprocess.Popen(
-            list(argv),
+            [*shim, *argv],
             stdout=out,
             stderr=err,
             stdin=subprocess.DEVNULL,
@@ -138,13 +146,16 @@ def run_child(
             env=dict(env) if env is not None else None,
             start_new_session=True,
         )
-        status, usage = _wait_with_timeout(proc, timeout, run)
+        run.returncode = _wait_with_timeout(proc, timeout, run)
         run.wall_s = time.perf_counter() - started
-        # Popen did not reap the child itself, so tell it the exit status we collected.
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        run.returncode = proc.returncode
-        run.cpu_s = usage.ru_utime + usage.ru_stime
-        run.peak_rss_mb = usage.ru_maxrss / 1024  # Linux reports kilobytes
+        if usage_path.exists():
+            usage = json.loads(usage_path.read_text())
+            run.returncode = usage["returncode"]
+            run.wall_s, run.cpu_s, run.peak_rss_mb = (
+                usage["wall_s"],
+                usage["cpu_s"],
+                usage["rss_mb"],
+            )
         out.seek(0)
         err.seek(0)
         run.result = _last_json_line(out.read().decode("utf-8", "replace"))
@@ -154,23 +165,43 @@ def run_child(
     return run
 
 
-def _wait_with_timeout(
-    proc: subprocess.Popen[bytes], timeout: float, run: ChildRun
-) -> tuple[int, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-        if pid == proc.pid:
-            return status, usage
-        if time.monotonic() > deadline and not run.timed_out:
-            run.timed_out = True
-            _signal_group(proc.pid, signal.SIGTERM)
-            deadline = time.monotonic() + KILL_GRACE_SECONDS
-        elif run.timed_out and time.monotonic() > deadline:
-            _signal_group(proc.pid, signal.SIGKILL)
-            _, status, usage = os.wait4(proc.pid, 0)
-            return status, usage
-        time.sleep(POLL_SECONDS)
+def _wait_with_timeout(proc: subprocess.Popen[bytes], timeout: float, run: ChildRun) -> int:
+    """The exit code; past ``timeout`` the child's process group is stopped, then killed."""
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        run.timed_out = True
+    _signal_group(proc.pid, signal.SIGTERM)
+    try:
+        return proc.wait(timeout=KILL_GRACE_SECONDS)
+    except subprocess.TimeoutExpired:
+        _signal_group(proc.pid, signal.SIGKILL)
+        return proc.wait()
+
+
+def measure_command(argv: Sequence[str]) -> int:
+    """The measuring process: run the command after ``--`` and write its rusage as JSON.
+
+    ``argv`` is ``USAGE_FILE -- COMMAND...``; the command inherits stdio, environment and
+    working directory. Returns the command's exit code.
+    """
+    usage_path, separator, *command = argv
+    if separator != "--" or not command:
+        raise SystemExit(f"usage: {MEASURE_FLAG} USAGE_FILE -- COMMAND...")
+    started = time.perf_counter()
+    proc = subprocess.Popen(command)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - started
+    code = os.waitstatus_to_exitcode(status)
+    proc.returncode = code  # reaped here, not by Popen
+    measured = {
+        "returncode": code,
+        "wall_s": wall,
+        "cpu_s": usage.ru_utime + usage.ru_stime,
+        "rss_mb": usage.ru_maxrss / 1024,  # Linux reports kilobytes
+    }
+    Path(usage_path).write_text(json.dumps(measured))
+    return code
 
 
 def _signal_group(pid: int, sig: int) -> None:
@@ -253,3 +284,9 @@ def table_fingerprint(path: Path, spec: TableSpec) -> tuple[Fingerprint, set[int
         }
     assert row is not None
     return Fingerprint(*(int(value) for value in row)), ids
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == MEASURE_FLAG:
+        sys.exit(measure_command(sys.argv[2:]))
+    sys.exit(f"usage: {MEASURE_FLAG} USAGE_FILE -- COMMAND...")

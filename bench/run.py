@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import shutil
 import sys
 import tempfile
@@ -76,6 +77,15 @@ PROFILE_RATE_HZ = 200
 
 PROFILE_TOP = 15
 """How many functions of each profile are reported."""
+
+IMPORT_FRAME = "_find_and_load ("
+"""A frame of the import machinery: its samples are time spent importing."""
+
+PLUMBING_FRAMES = ("<frozen ", "(threading.py)", "(futures/thread.py)", "<module> (", "main (")
+"""Frames every sample runs through, whose inclusive share says nothing."""
+
+EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)\b")
+"""A traceback's last line: the exception's qualified name, then its message."""
 
 ENV_PREFIXES_DROPPED = ("VIS_", "DAGSTER_HOME")
 """Settings of the caller's shell that must not leak into a contender."""
@@ -186,9 +196,8 @@ def bench_size(
     args: argparse.Namespace, size: int, first: date, *, profile: bool
 ) -> tuple[list[Row], dict[str, Any]]:
     """Every contender at one size, against one simulator started for it."""
-    from vis_pipeline.simulator.process import SimulatorOptions, SimulatorProcess
-
     from vis_pipeline.records import format_instant_ms
+    from vis_pipeline.simulator.process import SimulatorOptions, SimulatorProcess
 
     last = first + timedelta(days=args.days - 1)
     options = SimulatorOptions(
@@ -261,7 +270,8 @@ def measure(
     )
     if not child.ok:
         reason = "timed out" if child.timed_out else f"exit {child.returncode}"
-        row.error = f"{reason}: {child.stderr_tail.strip()[-600:]}"
+        row.error = f"{reason}: {last_line(child.stderr_tail)}"
+        row.result["stderr_tail"] = child.stderr_tail
     elif verify is not None:
         row.exact, detail = verify(child)
         row.notes = "; ".join(part for part in (notes(child.result), detail) if part)
@@ -270,6 +280,15 @@ def measure(
     print(f"   {name}: {row.wall_s:.2f} s{' ERROR' if row.error else ''}", file=sys.stderr)
     run.rows.append(row)
     return row
+
+
+def last_line(text: str) -> str:
+    """The line of a child's stderr that names its exception (else its last line)."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    for line in reversed(lines):
+        if EXCEPTION_LINE.match(line):
+            return line
+    return lines[-1] if lines else "(no output)"
 
 
 def requests_by_operation(stats: dict[str, Any]) -> dict[str, int]:
@@ -336,7 +355,7 @@ def run_floor(run: SizeRun) -> None:
 
 
 def run_library(run: SizeRun) -> None:
-    path = run.work / "library" / "vis.duckdb"
+    path = run.work / "library" / "warehouse.duckdb"
     argv = run.python(
         "library",
         "--base-url",
@@ -371,7 +390,7 @@ def dagster_env(run: SizeRun, warehouse: Path, home: Path) -> dict[str, str]:
 
 
 def run_dagster(run: SizeRun) -> None:
-    path = run.work / "dagster" / "vis.duckdb"
+    path = run.work / "dagster" / "warehouse.duckdb"
     env = dagster_env(run, path, run.work / "dagster_home")
     verify = verify_table(run, path, PROJECT_TABLE)
     argv = run.python("dagster_sync", *run.range_args())
@@ -383,7 +402,15 @@ def run_dagster(run: SizeRun) -> None:
     one_day = run.python(
         "dagster_sync", "--first", run.last.isoformat(), "--last", run.last.isoformat()
     )
-    measure(run, "dagster 1 settled day", one_day, kind="dagster", env=env, notes=dagster_notes)
+    measure(
+        run,
+        "dagster 1 settled day",
+        one_day,
+        kind="dagster",
+        env=env,
+        verify=verify,
+        notes=dagster_notes,
+    )
 
 
 def dagster_notes(result: dict[str, Any]) -> str:
@@ -391,7 +418,7 @@ def dagster_notes(result: dict[str, Any]) -> str:
 
 
 def run_dlt(run: SizeRun) -> None:
-    path = run.work / "dlt" / "vis.duckdb"
+    path = run.work / "dlt" / "warehouse.duckdb"
     days = str((run.last - run.first).days + 1)
     argv = run.python(
         "dlt_sync",
@@ -419,7 +446,7 @@ def run_dlt(run: SizeRun) -> None:
 
 
 def run_reports(run: SizeRun) -> None:
-    path = run.work / "library" / "vis.duckdb"
+    path = run.work / "library" / "warehouse.duckdb"
     argv = run.python("reports", "--warehouse", str(path), "--tz", run.tz, *run.range_args())
     measure(run, "reports", argv, kind="reports", notes=reports_notes)
 
@@ -435,7 +462,7 @@ def profile_project(run: SizeRun) -> dict[str, Any]:
         print("   py-spy not installed: no profiles (pip install py-spy)", file=sys.stderr)
         return {}
     size = run.calls_per_day
-    library = run.work / "profile-library" / "vis.duckdb"
+    library = run.work / "profile-library" / "warehouse.duckdb"
     library_argv = run.python(
         "library",
         "--base-url",
@@ -446,7 +473,7 @@ def profile_project(run: SizeRun) -> dict[str, Any]:
         run.tz,
         *run.range_args(),
     )
-    dagster = run.work / "profile-dagster" / "vis.duckdb"
+    dagster = run.work / "profile-dagster" / "warehouse.duckdb"
     jobs = {
         f"library @ {size}/day": (library_argv, run.base_env),
         f"library re-run @ {size}/day": (library_argv, run.base_env),
@@ -485,10 +512,14 @@ def profile_one(run: SizeRun, name: str, argv: list[str], env: dict[str, str]) -
 
 
 def summarise_samples(raw: str, top: int = PROFILE_TOP) -> dict[str, Any]:
-    """Self and inclusive sample shares per function from py-spy's collapsed stacks."""
+    """Self and inclusive sample shares per function from py-spy's collapsed stacks.
+
+    Plumbing frames (interpreter start, thread workers, the import machinery) are left out of
+    the inclusive ranking, which would otherwise be all plumbing; imports get their own share.
+    """
     own: dict[str, int] = {}
     inclusive: dict[str, int] = {}
-    total = 0
+    total = imports = 0
     for line in raw.splitlines():
         stack, _, count_text = line.rpartition(" ")
         if not stack or not count_text.isdigit():
@@ -497,17 +528,29 @@ def summarise_samples(raw: str, top: int = PROFILE_TOP) -> dict[str, Any]:
         total += count
         frames = [frame_name(frame) for frame in stack.split(";")]
         own[frames[-1]] = own.get(frames[-1], 0) + count
+        imports += count if any(IMPORT_FRAME in frame for frame in frames) else 0
         for frame in set(frames):
-            inclusive[frame] = inclusive.get(frame, 0) + count
+            if not any(marker in frame for marker in PLUMBING_FRAMES):
+                inclusive[frame] = inclusive.get(frame, 0) + count
+
+    def share(n: int) -> float:
+        return round(100 * n / max(total, 1), 1)
 
     def ranked(table: dict[str, int]) -> list[tuple[str, float]]:
         best = sorted(table.items(), key=lambda item: item[1], reverse=True)[:top]
-        return [(frame, round(100 * n / max(total, 1), 1)) for frame, n in best]
+        return [(frame, share(n)) for frame, n in best]
 
     self_top, incl_top = ranked(own), ranked(inclusive)
-    lines = ["  self %   function"] + [f"  {pct:6.1f}   {frame}" for frame, pct in self_top]
+    lines = [f"  {total} samples; importing modules: {share(imports)}%", "  self %   function"]
+    lines += [f"  {pct:6.1f}   {frame}" for frame, pct in self_top]
     lines += ["  incl %   function"] + [f"  {pct:6.1f}   {frame}" for frame, pct in incl_top]
-    return {"samples": total, "self": self_top, "inclusive": incl_top, "text": "\n".join(lines)}
+    return {
+        "samples": total,
+        "imports_pct": share(imports),
+        "self": self_top,
+        "inclusive": incl_top,
+        "text": "\n".join(lines),
+    }
 
 
 def frame_name(frame: str) -> str:

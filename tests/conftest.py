@@ -7,13 +7,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import duckdb
 import pandas as pd
 import pytest
 
 from vis_pipeline.records import FINAL_STATES
-
 from vis_pipeline.simulator.process import SimulatorOptions, SimulatorProcess
+from vis_pipeline.warehouse import connect
 
 SMALL = SimulatorOptions(seed=11, start="2026-03-02", days=3, calls_per_day=300, users=6)
 """A small data set: fast to generate and sync, still with ties, midnights and live calls."""
@@ -42,7 +41,7 @@ def fresh_simulator(simulator: SimulatorProcess) -> Iterator[SimulatorProcess]:
 @pytest.fixture
 def warehouse_path(tmp_path: Path) -> Path:
     """Where a test's DuckDB warehouse file lives (created by the code under test)."""
-    return tmp_path / "warehouse" / "vis.duckdb"
+    return tmp_path / "warehouse" / "warehouse.duckdb"
 
 
 @pytest.fixture
@@ -92,9 +91,8 @@ def expected_events(truth: list[dict], tz: str) -> pd.DataFrame:
 
 
 def warehouse_events(path: Path) -> pd.DataFrame:
-    """``vis.events`` as Python values (timestamps in UTC), sorted by event_id, without synced_at."""
-    with duckdb.connect(str(path), read_only=True) as conn:
-        conn.execute("SET TimeZone = 'UTC'")
+    """``vis.events`` (timestamps in UTC) sorted by event_id, without synced_at."""
+    with connect(path, read_only=True) as conn:
         frame = conn.execute("SELECT * EXCLUDE (synced_at) FROM vis.events ORDER BY event_id").df()
     return frame
 

@@ -57,7 +57,10 @@ def truth_between(sim: SimulatorProcess, first: date, last: date, tz: str) -> li
 
 @pytest.mark.parametrize("tz", ["UTC", "America/New_York"])
 def test_sync_of_a_fortnight_equals_the_truth_and_a_rerun_changes_nothing(
-    fortnight: SimulatorProcess, pipeline_env: pytest.MonkeyPatch, warehouse_path: Path, tz: str,
+    fortnight: SimulatorProcess,
+    pipeline_env: pytest.MonkeyPatch,
+    warehouse_path: Path,
+    tz: str,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     point_at(pipeline_env, fortnight, tz)
@@ -117,7 +120,8 @@ def test_an_unreachable_api_fails_with_a_clear_message(
 
 
 def test_a_wrong_token_fails_at_once_without_leaking_it(
-    fortnight: SimulatorProcess, pipeline_env: pytest.MonkeyPatch,
+    fortnight: SimulatorProcess,
+    pipeline_env: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     point_at(pipeline_env, fortnight)
@@ -131,7 +135,8 @@ def test_a_wrong_token_fails_at_once_without_leaking_it(
 
 
 def test_a_sync_killed_midway_then_run_again_equals_the_truth(
-    pipeline_env: pytest.MonkeyPatch, warehouse_path: Path,
+    pipeline_env: pytest.MonkeyPatch,
+    warehouse_path: Path,
 ) -> None:
     options = replace(FORTNIGHT, seed=9, calls_per_day=1500)
     with SimulatorProcess(options) as sim:
@@ -141,14 +146,17 @@ def test_a_sync_killed_midway_then_run_again_equals_the_truth(
         args = ["sync", "--from", FIRST.isoformat(), "--to", LAST.isoformat()]
         child = subprocess.Popen(
             [sys.executable, "-m", "vis_pipeline.cli", *args],
-            env=dict(os.environ), start_new_session=True,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            env=dict(os.environ),
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         try:
             deadline = time.monotonic() + 60
-            while sim.control.stats()["requests"].get("listEvents") is None or sum(
-                sim.control.stats()["requests"]["listEvents"].values()
-            ) < 40:
+            while (
+                sim.control.stats()["requests"].get("listEvents") is None
+                or sum(sim.control.stats()["requests"]["listEvents"].values()) < 40
+            ):
                 assert child.poll() is None, "the sync finished before it could be killed"
                 assert time.monotonic() < deadline
                 time.sleep(0.05)

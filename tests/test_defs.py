@@ -31,7 +31,10 @@ MONTH = SimulatorOptions(seed=3, start="2026-04-01", days=30, calls_per_day=60, 
 
 def settings_for(sim: SimulatorProcess, warehouse: Path, tz: str = "UTC") -> Settings:
     return Settings(
-        base_url=sim.base_url, access_token=sim.token, warehouse=str(warehouse), timezone=tz,
+        base_url=sim.base_url,
+        access_token=sim.token,
+        warehouse=str(warehouse),
+        timezone=tz,
         start_date="2026-01-01",
     )
 
@@ -67,7 +70,10 @@ def test_the_location_defines_assets_checks_job_and_schedule() -> None:
 def test_dagster_validates_the_workspace(dagster_home: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "dagster", "definitions", "validate", "-w", "workspace.yaml"],
-        cwd=REPO, capture_output=True, text=True, timeout=180,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
     assert done.returncode == 0, done.stdout + done.stderr
 
@@ -92,7 +98,11 @@ def test_late_updates_replace_live_calls_through_the_schedules_run(
 ) -> None:
     # "now" in the afternoon of the last day: its calls are partly live, some not yet visible.
     options = SimulatorOptions(
-        seed=21, start="2026-05-04", days=3, calls_per_day=400, users=4,
+        seed=21,
+        start="2026-05-04",
+        days=3,
+        calls_per_day=400,
+        users=4,
         now="2026-05-06T15:00:00.000Z",
     )
     with SimulatorProcess(options) as sim:
@@ -122,8 +132,9 @@ def _run_partitions(args: tuple[str, str, str, str, list[str]]) -> list[bool]:
     import os
 
     os.environ["DAGSTER_HOME"] = home
-    settings = Settings(base_url=base_url, access_token=token, warehouse=warehouse,
-                        start_date="2026-01-01")
+    settings = Settings(
+        base_url=base_url, access_token=token, warehouse=warehouse, start_date="2026-01-01"
+    )
     outcomes = []
     for day in days:
         result = run_days(settings, date.fromisoformat(day), date.fromisoformat(day))
@@ -141,8 +152,10 @@ def test_a_backfill_of_30_separate_runs_has_no_lock_errors(
     with context.Pool(3) as pool:
         outcomes = pool.map(
             _run_partitions,
-            [(month.base_url, month.token, str(warehouse_path), str(dagster_home), share)
-             for share in shares],
+            [
+                (month.base_url, month.token, str(warehouse_path), str(dagster_home), share)
+                for share in shares
+            ],
         )
     assert all(all(share) for share in outcomes)
     with dg.DagsterInstance.get() as instance:

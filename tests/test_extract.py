@@ -344,3 +344,76 @@ def test_invalid_records_are_rejected_and_valid_ones_kept() -> None:
     # Every record is accounted for: window_count covers valid and rejected ones alike.
     for result in results:
         assert result.stats.window_count == len(result.events) + len(result.rejected)
+
+
+# -- the validation fast path ------------------------------------------------------------------
+
+_BASE_RECORD: dict[str, Any] = {
+    "id": 1014039877924603700,
+    "type": "CALL",
+    "accountId": 830354,
+    "userId": 623942,
+    "uciId": 2555491,
+    "direction": "INBOUND",
+    "state": "ANSWERED",
+    "phoneNumber": "+61293742185",
+    "callerId": "李雷",
+    "externalId": "ext-e8db5ca79c3d",
+    "startTime": "2026-01-01T00:00:00.000Z",
+    "answerTime": "2026-01-01T00:00:03.149Z",
+    "endTime": "2026-01-01T00:01:54.211Z",
+    "duration": 114211,
+}
+
+_ODD_VALUES: list[Any] = [
+    None,
+    True,
+    0,
+    -5,
+    1.5,
+    "",
+    "x",
+    [],
+    ["CALL"],
+    {},
+    "CALL",
+    "RINGING",
+    "OUTBOUND",
+    "2026-01-05",
+    "20260105",
+    "2026-01-05T14:03:22",
+    "2026-01-05T14:03:22.517",
+    "2026-01-05T14:03:22.517+02:00",
+    "2026-01-05 14:03:22.517Z",
+    "2026-02-30T14:03:22.517Z",
+    "2026-01-05T24:00:00.000Z",
+    "２０２６-01-05T14:03:22.517Z",
+    "1969-12-31T23:59:59.999Z",
+]
+
+
+def _mutations() -> Iterator[Any]:
+    yield dict(_BASE_RECORD)
+    yield "not a record"
+    yield [dict(_BASE_RECORD)]
+    for name in _BASE_RECORD:
+        missing = dict(_BASE_RECORD)
+        del missing[name]
+        yield missing
+        for value in _ODD_VALUES:
+            yield {**_BASE_RECORD, name: value}
+
+
+def test_validation_fast_path_never_disagrees_with_event_problem() -> None:
+    from vis_pipeline.extract import _valid_start_ms
+
+    accepted = 0
+    for record in _mutations():
+        fast = _valid_start_ms(record)
+        if fast is None:
+            continue
+        accepted += 1
+        assert event_problem(record) is None, record
+        assert fast == parse_instant_ms(record["startTime"]), record
+    assert _valid_start_ms(dict(_BASE_RECORD)) == parse_instant_ms(_BASE_RECORD["startTime"])
+    assert accepted > 50  # the fast path does take the common shapes

@@ -59,8 +59,11 @@ def test_sync_days_loads_exactly_the_truth_and_rerun_is_settled(
     assert sum(d.api_count for d in first) == len(truth)
     # Every finished day costs one count request and is not fetched again.
     settled = [d for d in again if d.status == "settled"]
-    live_days = {e["local_date"] for e in expected_events(truth, "UTC").to_dict("records")
-                 if not e["is_final"]}
+    live_days = {
+        e["local_date"]
+        for e in expected_events(truth, "UTC").to_dict("records")
+        if not e["is_final"]
+    }
     assert len(settled) == len(DAYS) - len(live_days)
     requests = sim.control.stats()["requests"]
     assert "listEvents" not in requests or len(live_days) > 0
@@ -91,8 +94,11 @@ def _sync_with_broken_records(sim: SimulatorProcess, warehouse_path: Path) -> No
     at = valid[len(valid) // 2]["startTime"]
     broken = [
         {**valid[0], "id": 9_000_000_000_001, "state": "EXPLODED", "startTime": at},
-        {key: value for key, value in {**valid[1], "id": 9_000_000_000_002, "startTime": at}.items()
-         if key != "phoneNumber"},
+        {
+            key: value
+            for key, value in {**valid[1], "id": 9_000_000_000_002, "startTime": at}.items()
+            if key != "phoneNumber"
+        },
         {**valid[2], "id": 9_000_000_000_003, "startTime": at, "answerTime": "yesterday-ish"},
     ]
     sim.control.inject(broken)

@@ -50,6 +50,7 @@ def parse_day(text: str) -> date:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from vis_pipeline.exports import FORMATS, exportable_names
     from vis_pipeline.simulator.process import add_arguments as add_simulator_arguments
 
     parser = argparse.ArgumentParser(prog="vis-pipeline", description=__doc__.splitlines()[0])
@@ -64,6 +65,13 @@ def build_parser() -> argparse.ArgumentParser:
     sync.add_argument("--full", action="store_true", help="fetch settled days again too")
 
     commands.add_parser("status", help="what the warehouse holds")
+
+    export = commands.add_parser("export", help="write a report of local days to a file")
+    export.add_argument("report", choices=exportable_names())
+    export.add_argument("--from", dest="first", type=parse_day, required=True, help="first day")
+    export.add_argument("--to", dest="last", type=parse_day, required=True, help="last day")
+    export.add_argument("--format", dest="fmt", choices=FORMATS, required=True)
+    export.add_argument("--output", type=Path, required=True, help="file to write")
 
     demo = commands.add_parser("demo", help="simulator + sync + summary, no setup needed")
     demo.add_argument("--days", type=int, default=30)
@@ -86,6 +94,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _print_sync(run_sync(settings, args.first, args.last, full=args.full))
         if args.command == "status":
             return show_status(settings)
+        if args.command == "export":
+            if args.last < args.first:
+                raise UsageError(f"--to {args.last} is before --from {args.first}")
+            return run_export(settings, args.report, args.first, args.last, args.fmt, args.output)
         return run_demo(settings, args.days, args.calls_per_day)
     except (UsageError, SettingsError) as exc:
         print(f"vis-pipeline: {exc}", file=sys.stderr)
@@ -127,7 +139,7 @@ def run_sync(settings: Settings, first: date, last: date, *, full: bool = False)
     return SyncOutcome(
         success=result.success,
         run_id=result.run_id,
-        days=_days_of_run(settings, first, last, result.run_id) if result.success else [],
+        days=_days_of_run(settings, result.run_id) if result.success else [],
         error=None if result.success else _first_failure(result),
     )
 
@@ -144,7 +156,7 @@ def _first_failure(result: object) -> str:
     return "the run failed"
 
 
-def _days_of_run(settings: Settings, first: date, last: date, run_id: str) -> list[dict[str, object]]:
+def _days_of_run(settings: Settings, run_id: str) -> list[dict[str, object]]:
     from vis_pipeline import warehouse as wh
 
     with wh.connect(settings.warehouse_path, read_only=True) as conn:
@@ -169,8 +181,10 @@ def show_status(settings: Settings) -> int:
     from vis_pipeline import warehouse as wh
 
     if not settings.warehouse_path.exists():
-        print(f"vis-pipeline: no warehouse at {settings.warehouse}; run `vis-pipeline sync` first",
-              file=sys.stderr)
+        print(
+            f"vis-pipeline: no warehouse at {settings.warehouse}; run `vis-pipeline sync` first",
+            file=sys.stderr,
+        )
         return EXIT_FAILED
     with wh.connect(settings.warehouse_path, read_only=True) as conn:
         summary = wh.status_summary(conn)
@@ -179,14 +193,44 @@ def show_status(settings: Settings) -> int:
     return EXIT_OK if not summary.get("unreconciled_days") else EXIT_FAILED
 
 
+def run_export(
+    settings: Settings, report: str, first: date, last: date, fmt: str, output: Path
+) -> int:
+    """Write one report (or the dashboard page) of local days ``first``..``last`` to ``output``."""
+    from vis_pipeline import warehouse as wh
+    from vis_pipeline.exports import ExportError, export_report
+    from vis_pipeline.locking import warehouse_lock
+
+    if not settings.warehouse_path.exists():
+        print(
+            f"vis-pipeline: no warehouse at {settings.warehouse}; run `vis-pipeline sync` first",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    try:
+        with (
+            warehouse_lock(settings.warehouse),
+            wh.connect(settings.warehouse_path, read_only=True) as conn,
+        ):
+            written = export_report(conn, report, first, last, fmt, output, tz=settings.timezone)
+    except ExportError as exc:
+        print(f"vis-pipeline: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(written)
+    return EXIT_OK
+
+
 def run_demo(settings: Settings, days: int, calls_per_day: int) -> int:
     """Start a simulator, sync its whole range through Dagster, and say where to look."""
     from vis_pipeline.simulator.process import SimulatorOptions, SimulatorProcess
 
     first = datetime.now(UTC).date() - timedelta(days=days)
     options = SimulatorOptions(
-        start=first.isoformat(), days=days, calls_per_day=calls_per_day,
-        tz=settings.timezone, token=DEMO_TOKEN,
+        start=first.isoformat(),
+        days=days,
+        calls_per_day=calls_per_day,
+        tz=settings.timezone,
+        token=DEMO_TOKEN,
     )
     print(f"starting the VIS simulator: {days} days x ~{calls_per_day} calls a day")
     with SimulatorProcess(options) as sim:
@@ -199,11 +243,16 @@ def run_demo(settings: Settings, days: int, calls_per_day: int) -> int:
     if code != EXIT_OK:
         return code
     show_status(demo_settings)
+    last = first + timedelta(days=days - 1)
+    page = Path("exports") / f"dashboard_{first.isoformat()}_{last.isoformat()}.html"
+    if run_export(demo_settings, "dashboard", first, last, "html", page) != EXIT_OK:
+        return EXIT_FAILED
     print(
         "\nwhere to look:\n"
-        f"  warehouse:  {demo_settings.warehouse}  (duckdb {demo_settings.warehouse} "
-        "-c 'select * from vis.events limit 5')\n"
-        f"  Dagster UI: DAGSTER_HOME={os.environ['DAGSTER_HOME']} dagster dev  (run {outcome.run_id})"
+        f"  report page: {page.resolve()}\n"
+        f"  warehouse:   {demo_settings.warehouse}  (tables documented in docs/tables.md)\n"
+        f"  Dagster UI:  DAGSTER_HOME={os.environ['DAGSTER_HOME']} dagster dev"
+        f"  (run {outcome.run_id})"
     )
     return EXIT_OK
 

@@ -69,6 +69,9 @@ BAD_REQUEST_STATUSES: frozenset[int] = frozenset({400, 422})
 IDEMPOTENT_METHODS: frozenset[str] = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 """Methods whose repetition after a lost answer does no harm."""
 
+DEFAULT_RETRY_POLICY = RetryPolicy()
+"""Retry policy of a client built without one (frozen, so one instance serves all)."""
+
 REDACTED = "[redacted]"
 """What a secret is replaced with in any text this module produces."""
 
@@ -184,20 +187,19 @@ class VISClient:
         page_size: int = DEFAULT_PAGE_SIZE,
         concurrency: int = DEFAULT_CONCURRENCY,
         timeout: float = DEFAULT_TIMEOUT,
-        retry: RetryPolicy | None = None,
+        retry: RetryPolicy = DEFAULT_RETRY_POLICY,
         max_pages_per_window: int = DEFAULT_MAX_PAGES_PER_WINDOW,
         edge_margin_ms: int = DEFAULT_EDGE_MARGIN_MS,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self._base_url = base_url.rstrip("/")
         self._secrets: tuple[str, ...] = (token,) if token else ()
-        self._retry = retry or RetryPolicy()
+        self._retry = retry
         self._budget: RetryBudget = self._retry.new_budget()
         self._operations = operations()
-        # One spare connection beyond the pool: a window count or probe never waits on pages.
-        connections = concurrency + 1
+        # Every request of an extraction runs on a pool of ``concurrency`` threads.
+        connections = concurrency
         self._http = httpx.Client(
-            base_url=self._base_url + "/",
             headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
             timeout=httpx.Timeout(timeout),
             limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
@@ -250,6 +252,7 @@ class VISClient:
         *,
         resource_id: int | str | None = None,
         params: dict[str, Any] | None = None,
+        query: str | None = None,
         body: dict[str, Any] | None = None,
         expect: type | None = dict,
         tally: Tally | None = None,
@@ -257,9 +260,11 @@ class VISClient:
     ) -> Any:
         """Send one operation (retrying what is worth retrying) and return its parsed body."""
         method, template = self._operations[operation]
-        path = template.lstrip("/")
+        path = template
         if resource_id is not None:
             path = path.replace("{id}", quote(str(resource_id), safe=""))
+        # An absolute URL is parsed once; a relative one would be parsed again to merge it.
+        url = httpx.URL(f"{self._base_url}{path}?{query}" if query else self._base_url + path)
         content = orjson.dumps(body) if body is not None else None
         headers = _JSON_HEADERS if content is not None else None
         secrets = self._secrets + tuple(s for s in secrets if s)
@@ -274,7 +279,7 @@ class VISClient:
             retry_after: str | None = None
             try:
                 response = self._http.request(
-                    method, path, params=params, content=content, headers=headers
+                    method, url, params=params, content=content, headers=headers
                 )
                 if response.status_code < 300:
                     return _decode(response, expect)
@@ -315,9 +320,8 @@ class VISClient:
 
     def count_range(self, from_ms: int, to_ms: int, tally: Tally | None = None) -> int:
         """getEventsCount over ``(from_ms, to_ms)`` as an int (edges read as the server does)."""
-        body = self._call(
-            "getEventsCount", params={"fromDate": from_ms, "toDate": to_ms}, tally=tally
-        )
+        query = f"fromDate={int(from_ms)}&toDate={int(to_ms)}"
+        body = self._call("getEventsCount", query=query, tally=tally)
         count = body.get("count")
         if type(count) is not int or count < 0:
             raise VISTransportError(f"getEventsCount: answer without a usable count: {count!r}")
@@ -334,16 +338,13 @@ class VISClient:
         probe: bool = False,
     ) -> list[Any] | None:
         """One listEvents page, ASC by startTime; a probe returns None when the page is refused."""
-        params = {
-            "fromDate": from_ms,
-            "toDate": to_ms,
-            "offset": page,
-            "size": size,
-            "order": "ASC",
-            "sort": "startTime",
-        }
+        # Built by hand: this is the hot request, and every value is a plain integer.
+        query = (
+            f"fromDate={int(from_ms)}&toDate={int(to_ms)}&offset={int(page)}&size={int(size)}"
+            "&order=ASC&sort=startTime"
+        )
         try:
-            records = self._call("listEvents", params=params, expect=list, tally=tally)
+            records = self._call("listEvents", query=query, expect=list, tally=tally)
         except VISBadRequest:
             if probe:
                 return None

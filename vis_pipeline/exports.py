@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import tempfile
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import duckdb
+import orjson
 import pandas as pd
 
 from vis_pipeline import report_page
@@ -31,6 +34,15 @@ COVERAGE_REPORT = "daily_call_volume"
 
 XLSX_SHEET_CHARS = 31
 """Longest sheet name Excel accepts."""
+
+
+EXCEL_REPLACEMENT = "\ufffd"
+"""What stands in, in XLSX files, for a control character worksheets cannot hold."""
+
+EXCEL_MAX_EXACT_INT = 10**15 - 1
+"""Largest integer a spreadsheet shows exactly; larger ids are written as text."""
+
+_EXCEL_ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
 
 class ExportError(RuntimeError):
@@ -64,13 +76,44 @@ def _check_coverage(conn: duckdb.DuckDBPyConnection, first: date, last: date) ->
         )
 
 
+def _excel_text(value: Any) -> Any:
+    """Text without the control characters a worksheet cannot hold (caller ids are free text)."""
+    if isinstance(value, str):
+        return _EXCEL_ILLEGAL.sub(EXCEL_REPLACEMENT, value)
+    return value
+
+
 def _excel_ready(frame: pd.DataFrame) -> pd.DataFrame:
     """A copy Excel can store: it has no time zones, so instants are written in UTC."""
     ready = frame.copy()
     for column in ready.columns:
         if isinstance(ready[column].dtype, pd.DatetimeTZDtype):
             ready[column] = ready[column].dt.tz_convert("UTC").dt.tz_localize(None)
+        elif pd.api.types.is_integer_dtype(ready[column].dtype):
+            # Excel keeps 15 significant digits: an event id would come back rounded.
+            if ready[column].abs().max() > EXCEL_MAX_EXACT_INT:
+                ready[column] = ready[column].astype(str)
+        elif not pd.api.types.is_numeric_dtype(ready[column].dtype):
+            ready[column] = ready[column].map(_excel_text)
     return ready
+
+
+def _json_value(value: Any) -> Any:
+    """What orjson cannot write itself: pandas and numpy scalars, missing values."""
+    if isinstance(value, pd.Timestamp):
+        return value.to_pydatetime()
+    if value is pd.NA or value is pd.NaT:
+        return None
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")
+
+
+def _json_bytes(frame: pd.DataFrame) -> bytes:
+    """The rows as a JSON array of objects: days as ``YYYY-MM-DD``, instants as ISO-8601 UTC."""
+    records = frame.astype(object).where(frame.notna(), None).to_dict("records")
+    options = orjson.OPT_INDENT_2 | orjson.OPT_UTC_Z | orjson.OPT_NON_STR_KEYS
+    return orjson.dumps(records, default=_json_value, option=options) + b"\n"
 
 
 def _writer(
@@ -91,9 +134,7 @@ def _writer(
     if fmt == "parquet":
         return lambda path: frame.to_parquet(path, index=False, engine="pyarrow")
     if fmt == "json":
-        return lambda path: frame.to_json(
-            path, orient="records", date_format="iso", date_unit="ms", force_ascii=False, indent=1
-        )
+        return lambda path: path.write_bytes(_json_bytes(frame))
     if fmt == "xlsx":
         return lambda path: _excel_ready(frame).to_excel(
             path, index=False, sheet_name=name[:XLSX_SHEET_CHARS], engine="openpyxl"

@@ -20,8 +20,10 @@ either way: two halves ``(lo, mid + 1)`` and ``(mid, hi)`` always cover the serv
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
+import queue
 import threading
 import time
 from collections import deque
@@ -29,13 +31,15 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
-from itertools import pairwise
 from typing import Any, Protocol, TypeVar
 
 import orjson
 
 from vis_pipeline.records import (
+    DIRECTIONS,
     FINAL_STATES,
+    RECORD_TYPES,
+    STATES,
     InvalidInstant,
     RejectedRecord,
     event_problem,
@@ -56,6 +60,9 @@ FIRST_PAGE_OVERLAP = 0.5
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_MS = timedelta(milliseconds=1)
+_MIN_INSTANT_LENGTH = 10  # parse_instant_ms refuses shorter text before parsing
+_OPTIONAL_TEXT = ("callerId", "externalId", "smsData")
+_fromisoformat = datetime.fromisoformat
 _T = TypeVar("_T")
 
 Window = tuple[datetime, datetime]
@@ -209,6 +216,8 @@ class _Run:
     window: Window
     start_ms: int
     end_ms: int
+    order: int
+    """Position of the window in the order extractions began: earlier ones are served first."""
     tally: Tally = field(default_factory=Tally)
     pool: dict[Any, Any] = field(default_factory=dict)
     sub_windows: int = 0
@@ -249,6 +258,73 @@ def _start_ms(record: Any) -> int | None:
         return None
 
 
+def _valid_start_ms(record: Any) -> int | None:
+    """startTime (ms) of a record that certainly passes ``event_problem``; None: not certain.
+
+    The fast path of validation, the same checks with plain types only and without the
+    per-field Python calls (this runs once per record). Anything it is not sure of goes to
+    ``event_problem``, which has the last word and gives the reason.
+    """
+    if type(record) is not dict:
+        return None
+    get = record.get
+    if not (
+        type(get("id")) is int
+        and type(get("accountId")) is int
+        and type(get("userId")) is int
+        and type(get("uciId")) is int
+    ):
+        return None
+    kind, direction, state = get("type"), get("direction"), get("state")
+    if not (
+        type(kind) is str
+        and kind in RECORD_TYPES
+        and type(direction) is str
+        and direction in DIRECTIONS
+        and type(state) is str
+        and state in STATES
+        and type(get("phoneNumber")) is str
+    ):
+        return None
+    start, answer, end, duration = (
+        get("startTime"),
+        get("answerTime"),
+        get("endTime"),
+        get("duration"),
+    )
+    try:
+        moment = _fromisoformat(start)
+        if answer is not None:
+            _fromisoformat(answer)
+        if end is not None:
+            _fromisoformat(end)
+    except (TypeError, ValueError):
+        return None
+    # parse_instant_ms also refuses the short forms fromisoformat reads (e.g. 20260105).
+    if len(start) < _MIN_INSTANT_LENGTH or (
+        (answer is not None and len(answer) < _MIN_INSTANT_LENGTH)
+        or (end is not None and len(end) < _MIN_INSTANT_LENGTH)
+    ):
+        return None
+    if duration is not None and (type(duration) is not int or duration < 0):
+        return None
+    for name in _OPTIONAL_TEXT:
+        text = get(name)
+        if text is not None and type(text) is not str:
+            return None
+    if moment.tzinfo is None:
+        return None  # read as UTC by parse_instant_ms: let it do so
+    return (moment - _EPOCH) // _ONE_MS
+
+
+def _problem(record: Any) -> str | None:
+    """``event_problem``, also for records it cannot read at all (e.g. a list as a state)."""
+    try:
+        return event_problem(record)
+    except Exception as exc:  # an unhashable enum value and the like: still just invalid
+        return f"unreadable record: {type(exc).__name__}: {exc}"
+
+
 def _fresher(new: Any, old: Any) -> bool:
     """Whether ``new`` should replace ``old`` for the same id: a final state beats a live one."""
     return (
@@ -274,12 +350,82 @@ def _first_page(page0: list[Any] | None, page1: list[Any] | None, count: int) ->
 def _straddling_ties(pages: list[list[Any]]) -> list[int]:
     """Instants whose events are cut by a page boundary (and so may be reordered across it)."""
     found: list[int] = []
-    for before, after in pairwise(pages):
+    for before, after in itertools.pairwise(pages):
         if before and after:
             moment = _start_ms(before[-1])
             if moment is not None and moment == _start_ms(after[0]):
                 found.append(moment)
     return sorted(set(found))
+
+
+URGENT = 0
+"""Pool lane of counts and probes: small requests that decide what to fetch next."""
+
+BULK = 1
+"""Pool lane of pages."""
+
+_STOP = (2, 0)
+
+
+class _PriorityPool:
+    """A fixed pool of worker threads taking the most urgent task first.
+
+    Tasks are ordered by ``(lane, window sequence)``, then by submission: a count never waits
+    behind another window's pages, and the window the caller waits for is fetched first. So the
+    workers stay busy across window boundaries without ever exceeding ``workers`` requests.
+    """
+
+    def __init__(self, workers: int, name: str) -> None:
+        self._queue: queue.PriorityQueue[tuple[Any, ...]] = queue.PriorityQueue()
+        self._order = itertools.count()
+        self._lock = threading.Lock()
+        self._stopped = False
+        self._threads = [
+            threading.Thread(target=self._work, name=f"{name}-{index}", daemon=True)
+            for index in range(workers)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def submit(self, priority: tuple[int, int], call: Callable[[], _T]) -> Future[_T]:
+        """Run ``call`` on a worker as soon as nothing more urgent is waiting."""
+        future: Future[_T] = Future()
+        with self._lock:
+            if self._stopped:
+                raise RuntimeError("the client is closed")
+            self._queue.put((priority, next(self._order), future, call))
+        return future
+
+    def _work(self) -> None:
+        while True:
+            priority, _, future, call = self._queue.get()
+            if priority == _STOP:
+                return
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                result = call()
+            except BaseException as exc:
+                future.set_exception(exc)
+            else:
+                future.set_result(result)
+
+    def shutdown(self) -> None:
+        """Cancel what has not started, let running tasks finish, stop the workers."""
+        with self._lock:
+            if self._stopped:
+                return
+            self._stopped = True
+            while True:
+                try:
+                    _, _, future, _ = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                future.cancel()
+            for _ in self._threads:
+                self._queue.put((_STOP, next(self._order), None, None))
+        for thread in self._threads:
+            thread.join()
 
 
 class WindowExtractor:
@@ -310,17 +456,18 @@ class WindowExtractor:
         self._profile: PagingProfile | None = None
         self._profile_lock = threading.Lock()
         self._pool_lock = threading.Lock()
-        self._pool: ThreadPoolExecutor | None = None
+        self._pool: _PriorityPool | None = None
+        self._window_order = itertools.count()
         self._closed = False
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    def _executor(self) -> ThreadPoolExecutor:
+    def _executor(self) -> _PriorityPool:
         with self._pool_lock:
             if self._closed:
                 raise RuntimeError("the client is closed")
             if self._pool is None:
-                self._pool = ThreadPoolExecutor(self._concurrency, thread_name_prefix="vis-page")
+                self._pool = _PriorityPool(self._concurrency, "vis-request")
             return self._pool
 
     def close(self) -> None:
@@ -329,7 +476,7 @@ class WindowExtractor:
             self._closed = True
             pool, self._pool = self._pool, None
         if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+            pool.shutdown()
 
     @property
     def profile(self) -> PagingProfile | None:
@@ -353,7 +500,7 @@ class WindowExtractor:
         """Every event of ``[start, end)``, checked against the API's count."""
         start_ms, end_ms = check_window(start, end)
         began = time.perf_counter()
-        run = _Run((start, end), start_ms, end_ms)
+        run = _Run((start, end), start_ms, end_ms, next(self._window_order))
         lo, hi = self.margin_range(start_ms, end_ms)
         try:
             api_count = self._fill(run, lo, hi)
@@ -396,7 +543,9 @@ class WindowExtractor:
 
     def _fill(self, run: _Run, lo: int, hi: int) -> int:
         """Fetch the margin range into ``run.pool``; returns the count it was checked against."""
-        api_count = self._on_pool(lambda: self._source.count_range(lo, hi, run.tally)).result()
+        api_count = self._on_pool(
+            run, URGENT, lambda: self._source.count_range(lo, hi, run.tally)
+        ).result()
         if api_count == 0:
             return 0
         self._learn_profile(run, lo, hi, api_count)
@@ -407,13 +556,15 @@ class WindowExtractor:
         if len(run.pool) == api_count:
             return api_count
         # Every piece matched its own count, so the data moved under us: ask again once.
-        recount = self._on_pool(lambda: self._source.count_range(lo, hi, run.tally)).result()
+        recount = self._on_pool(
+            run, URGENT, lambda: self._source.count_range(lo, hi, run.tally)
+        ).result()
         if recount != len(run.pool):
             raise VISIncompleteWindow(run.window, recount, len(run.pool), "the count kept moving")
         return recount
 
-    def _on_pool(self, call: Callable[[], _T]) -> Future[_T]:
-        return self._executor().submit(call)
+    def _on_pool(self, run: _Run, lane: int, call: Callable[[], _T]) -> Future[_T]:
+        return self._executor().submit((lane, run.order), call)
 
     def _learn_profile(self, run: _Run, lo: int, hi: int, count: int) -> None:
         """Learn the first page number and the honoured page size once per client."""
@@ -423,9 +574,11 @@ class WindowExtractor:
             size = self._page_size
             futures = [
                 self._on_pool(
+                    run,
+                    URGENT,
                     lambda page=page: self._source.fetch_page(
                         lo, hi, page, size, run.tally, probe=True
-                    )
+                    ),
                 )
                 for page in (0, 1)
             ]
@@ -453,7 +606,9 @@ class WindowExtractor:
 
     def _count_all(self, run: _Run, ranges: list[tuple[int, int]]) -> list[int]:
         futures = [
-            self._on_pool(lambda lo=lo, hi=hi: self._source.count_range(lo, hi, run.tally))
+            self._on_pool(
+                run, URGENT, lambda lo=lo, hi=hi: self._source.count_range(lo, hi, run.tally)
+            )
             for lo, hi in ranges
         ]
         return [future.result() for future in futures]
@@ -479,9 +634,11 @@ class WindowExtractor:
         for index, piece in enumerate(pieces):
             for page in range(first, first + piece.page_count()):
                 future = self._on_pool(
+                    run,
+                    BULK,
                     lambda piece=piece, page=page: self._source.fetch_page(
                         piece.lo, piece.hi, page, piece.size, run.tally
-                    )
+                    ),
                 )
                 jobs.append((index, page, future))
         fetched: list[list[list[Any]]] = [[] for _ in pieces]
@@ -601,16 +758,23 @@ class WindowExtractor:
     # -- results ---------------------------------------------------------------------------
 
     def _result(self, run: _Run, api_count: int, placed: _Placed, seconds: float) -> WindowResult:
-        events: list[tuple[int, dict[str, Any]]] = []
+        events: list[dict[str, Any]] = []
+        moments: list[int] = []
         rejected: list[RejectedRecord] = []
         outside = 0
         start_ms, end_ms = run.start_ms, run.end_ms
         for key, record in run.pool.items():
-            problem = event_problem(record)
+            moment = _valid_start_ms(record)
+            if moment is None:
+                problem = _problem(record)
+                if problem is None:
+                    moment = parse_instant_ms(record["startTime"])
+            else:
+                problem = None
             if problem is None:
-                moment = parse_instant_ms(record["startTime"])
                 if start_ms <= moment < end_ms:
-                    events.append((moment, record))
+                    events.append(record)
+                    moments.append(moment)
                 else:
                     outside += 1
                 continue
@@ -625,7 +789,7 @@ class WindowExtractor:
                 continue
             rid = key if type(key) is int else None
             rejected.append(RejectedRecord(problem, record, rid))
-        events.sort(key=_moment)
+        events = _by_start(events, moments)
         tally = run.tally
         stats = WindowStats(
             api_count=api_count,
@@ -645,7 +809,7 @@ class WindowExtractor:
                 run.window[1].isoformat(),
                 len(rejected),
             )
-        return WindowResult(run.window[0], run.window[1], [r for _, r in events], rejected, stats)
+        return WindowResult(run.window[0], run.window[1], events, rejected, stats)
 
     def _events(self, results: Iterator[WindowResult]) -> Iterator[dict[str, Any]]:
         for result in results:
@@ -668,8 +832,12 @@ class _Placed:
             return True
 
 
-def _moment(item: tuple[int, dict[str, Any]]) -> int:
-    return item[0]
+def _by_start(events: list[dict[str, Any]], moments: list[int]) -> list[dict[str, Any]]:
+    """``events`` sorted by start instant (stable); pages usually deliver them sorted already."""
+    if all(a <= b for a, b in itertools.pairwise(moments)):
+        return events
+    order = sorted(range(len(events)), key=moments.__getitem__)
+    return [events[index] for index in order]
 
 
 def _halves(lo: int, hi: int) -> list[tuple[int, int]]:

@@ -161,9 +161,16 @@ REJECTED_SCHEMA = pa.schema([(name, _ARROW_TYPES[name]) for name in REJECTED_DTY
 """Arrow schema of the rejected frame, as handed to DuckDB."""
 
 MAX_REASON_CHARS = 500
-"""Longest reason stored for a record that failed conversion (messages may quote the value)."""
+"""Longest reason stored for a rejected record (conversion messages may quote the value)."""
 
-_CONVERSION_ERRORS = (TypeError, ValueError, AttributeError, OverflowError, KeyError, pa.ArrowException)
+_CONVERSION_ERRORS = (
+    TypeError,
+    ValueError,
+    AttributeError,
+    OverflowError,
+    KeyError,
+    pa.ArrowException,
+)
 
 
 @dataclass
@@ -184,17 +191,29 @@ class _Unconvertible(ValueError):
     """A batch holds at least one record whose fields do not convert (found per record later)."""
 
 
-def _json_text(value: Any) -> str:
-    """``value`` as JSON text; something is always returned, even for odd payloads."""
+def json_bytes(value: Any) -> bytes:
+    """``value`` as UTF-8 JSON; something is always returned, even for odd payloads."""
     try:
-        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
     except TypeError:
         pass
     try:
-        # The standard library copes with integers beyond 64 bits, which orjson refuses.
-        return json.dumps(value, ensure_ascii=False, default=repr)
+        # The standard library copes with integers beyond 64 bits, which orjson refuses, and
+        # escaping to ASCII keeps lone surrogates (valid in JSON, not in UTF-8) storable.
+        return json.dumps(value, default=repr).encode()
     except (TypeError, ValueError, RecursionError):
-        return orjson.dumps(repr(value)).decode()
+        return orjson.dumps(repr(value))
+
+
+def json_text(value: Any) -> str:
+    """``value`` as JSON text (see ``json_bytes``)."""
+    return json_bytes(value).decode()
+
+
+def _json_column(values: Sequence[Any]) -> pd.Series:
+    # Arrow checks the UTF-8 in one pass instead of decoding each document in Python.
+    documents = pa.array([json_bytes(value) for value in values], type=pa.binary())
+    return documents.cast(pa.string()).to_pandas(types_mapper={pa.string(): STRING}.get)
 
 
 def _ints(values: list[Any]) -> pd.Series:
@@ -267,7 +286,7 @@ def _frames(
     raw = pd.DataFrame(
         {
             "event_id": columns["event_id"],
-            "payload": pd.Series([_json_text(record) for record in records], dtype=STRING),
+            "payload": _json_column(records),
             "state": columns["state"],
             "is_final": columns["is_final"],
             "start_time": columns["start_time"],
@@ -277,33 +296,56 @@ def _frames(
     return events, raw
 
 
+def _storable_text(text: str) -> str:
+    """``text`` as valid UTF-8, at most MAX_REASON_CHARS long (lone surrogates escaped)."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")[:MAX_REASON_CHARS]
+
+
 def _reason(exc: Exception) -> str:
     message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return f"conversion failed: {message}"[:MAX_REASON_CHARS]
+    return _storable_text(f"conversion failed: {message}")
+
+
+def _bisect_unconvertible(
+    records: Sequence[Any], convert: Callable[[Sequence[Any]], object]
+) -> tuple[list[Any], list[RejectedRecord]]:
+    """Split ``records`` into those ``convert`` accepts and the rest, halving around failures.
+
+    Halving finds k bad records in about k·log(n) conversions instead of n single ones.
+    """
+    try:
+        convert(records)
+    except _CONVERSION_ERRORS as exc:
+        if len(records) == 1:
+            record = records[0]
+            return [], [RejectedRecord(_reason(exc), record, _event_id_of(None, record))]
+        middle = len(records) // 2
+        kept_low, dropped_low = _bisect_unconvertible(records[:middle], convert)
+        kept_high, dropped_high = _bisect_unconvertible(records[middle:], convert)
+        return kept_low + kept_high, dropped_low + dropped_high
+    return list(records), []
 
 
 def _convertible(
-    records: Sequence[Any],
-    convert: Callable[[Sequence[Any]], object],
+    records: Sequence[Any], convert: Callable[[Sequence[Any]], object]
 ) -> tuple[list[Any], list[RejectedRecord]]:
-    """Split ``records`` into those ``convert`` accepts one by one and the rest, with reasons.
+    """Split ``records`` into convertible ones and the rest, with reasons.
 
-    Only reached when a whole batch failed, so the per-record cost is paid on bad batches only.
+    Only reached when a whole batch failed: the record contract names most problems, and
+    halving finds whatever else breaks the conversion.
     """
-    kept: list[Any] = []
+    valid: list[Any] = []
     dropped: list[RejectedRecord] = []
     for record in records:
         problem = event_problem(record)
         if problem is None:
-            try:
-                convert([record])
-            except _CONVERSION_ERRORS as exc:
-                problem = _reason(exc)
-        if problem is None:
-            kept.append(record)
+            valid.append(record)
         else:
             dropped.append(RejectedRecord(problem, record, _event_id_of(None, record)))
-    return kept, dropped
+    if not valid:
+        return [], dropped
+    kept, unconvertible = _bisect_unconvertible(valid, convert)
+    return kept, dropped + unconvertible
 
 
 def _latest_per_event(events: pd.DataFrame, raw: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -357,8 +399,10 @@ def _rejected_frame(rejected: Sequence[RejectedRecord], tz: str) -> pd.DataFrame
                 [i if isinstance(i, int) and i in _INT64_RANGE else None for i in ids],
                 dtype=INT64,
             ),
-            "reason": pd.array([str(item.reason) for item in rejected], dtype=STRING),
-            "payload": pd.array([_json_text(item.payload) for item in rejected], dtype=STRING),
+            "reason": pd.array(
+                [_storable_text(str(item.reason)) for item in rejected], dtype=STRING
+            ),
+            "payload": pd.array([json_text(item.payload) for item in rejected], dtype=STRING),
             "local_date": pd.Series(
                 pa.array([_local_date_of(item.payload, zone) for item in rejected], pa.date32()),
                 dtype=DATE,

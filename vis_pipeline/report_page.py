@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import html
 import math
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -49,12 +50,14 @@ CHART_WIDTH = 640
 CHART_HEIGHT = 260
 """Height of the SVG coordinate system of a line or bar chart."""
 
-_HEAT_LEFT, _HEAT_W, _HEAT_H = 40, 40, 28
+_HEAT_LEFT, _HEAT_W, _HEAT_H = 40, 40, 28  # heat map: room for weekday names, cell size
 
 LONG_HOURS = 100
 """From this many hours on, a duration is shown in whole hours (minutes are noise)."""
 
+# Room around the plot of a bar or line chart: value labels left, day labels below.
 _MARGIN_LEFT, _MARGIN_RIGHT, _MARGIN_TOP, _MARGIN_BOTTOM = 48, 12, 14, 34
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _FONT = (
     '-apple-system, BlinkMacSystemFont, "Segoe UI", Roboto, "Helvetica Neue", Arial, '
     '"Noto Sans", "Liberation Sans", sans-serif'
@@ -62,8 +65,13 @@ _FONT = (
 
 
 def esc(value: object) -> str:
-    """``value`` as text safe inside HTML or SVG, attributes included."""
-    return html.escape("" if _missing(value) else str(value), quote=True)
+    """``value`` as text safe inside HTML or SVG, attributes included.
+
+    Control characters (free text such as caller ids may hold them) are not allowed in HTML
+    text: they become U+FFFD.
+    """
+    text = "" if _missing(value) else str(value)
+    return html.escape(_CONTROL.sub("\ufffd", text), quote=True)
 
 
 def _missing(value: object) -> bool:
@@ -127,12 +135,9 @@ def _fmt_cell(value: object) -> str:
     if _missing(value):
         return ""
     if isinstance(value, pd.Timestamp | datetime):
-        stamp = pd.Timestamp(value)
-        if stamp.tzinfo is None and stamp == stamp.normalize():
-            return stamp.strftime("%Y-%m-%d")
-        return stamp.isoformat(sep=" ", timespec="seconds")
+        return pd.Timestamp(value).isoformat(sep=" ", timespec="seconds")
     if isinstance(value, float):
-        return f"{value:,.3f}".rstrip("0").rstrip(".")
+        return f"{value:,.4f}".rstrip("0").rstrip(".")
     return str(value)
 
 
@@ -526,9 +531,10 @@ def _heat_color(share: float) -> str:
     return "#{:02x}{:02x}{:02x}".format(*channels)
 
 
-def _heat_grids(data: DashboardData) -> tuple[list[list[float]], list[list[int]]]:
+def _heat_grids(data: DashboardData) -> tuple[list[list[float]], list[list[int]], list[int]]:
     """Average inbound calls per weekday and hour (per calendar day of that weekday in the
-    range, so a range with more Mondays does not make Mondays look busier) and missed totals."""
+    range, so a range with more Mondays does not make Mondays look busier), missed totals,
+    and how many days of each weekday the range has."""
     weekdays = [0] * 7
     for day in _days(data.first, data.last):
         weekdays[day.weekday()] += 1
@@ -544,7 +550,7 @@ def _heat_grids(data: DashboardData) -> tuple[list[list[float]], list[list[int]]
     ):
         calls[day.weekday()][int(hour)] += int(inbound) / weekdays[day.weekday()]
         missed[day.weekday()][int(hour)] += int(miss)
-    return calls, missed
+    return calls, missed, weekdays
 
 
 def _heat_cell(x: float, y: float, value: float, top: float, tip: str) -> str:
@@ -557,6 +563,15 @@ def _heat_cell(x: float, y: float, value: float, top: float, tip: str) -> str:
         f'rx="3" fill="{_heat_color(share)}"/>'
         f'<text class="heat-value" x="{x + _HEAT_W / 2:.1f}" y="{y + _HEAT_H / 2 + 4:.1f}" '
         f'text-anchor="middle" fill="{ink}">{shown}</text></g>'
+    )
+
+
+def _absent_cell(x: float, y: float, tip: str) -> str:
+    """A cell of a weekday the range does not have: outlined, not coloured as zero calls."""
+    return (
+        f'<g class="cell absent"><title>{esc(tip)}</title>'
+        f'<rect x="{x + 1.5:.1f}" y="{y + 1.5:.1f}" width="{_HEAT_W - 3}" height="{_HEAT_H - 3}" '
+        f'rx="3"/></g>'
     )
 
 
@@ -576,7 +591,7 @@ def _heat_legend(y: float, top: float) -> str:
 
 def heat_map(data: DashboardData) -> str:
     """Inbound calls by weekday and local hour, averaged per day; missed in the tooltips."""
-    calls, missed = _heat_grids(data)
+    calls, missed, weekdays = _heat_grids(data)
     top = max(max(row) for row in calls)
     if top == 0:
         return _empty_chart("No inbound calls in this range")
@@ -593,10 +608,14 @@ def heat_map(data: DashboardData) -> str:
             f'text-anchor="end">{name}</text>'
         )
         for hour in range(24):
+            x = _HEAT_LEFT + hour * _HEAT_W
+            if not weekdays[row]:
+                body.append(_absent_cell(x, y, f"No {name} in this range"))
+                continue
             value = calls[row][hour]
             rate = f"; {missed[row][hour]:,} missed in the range" if value else ""
             tip = f"{name} {hour:02d}:00–{hour:02d}:59: {value:,.1f} inbound calls a day{rate}"
-            body.append(_heat_cell(_HEAT_LEFT + hour * _HEAT_W, y, value, top, tip))
+            body.append(_heat_cell(x, y, value, top, tip))
     legend_y = header + 7 * _HEAT_H + 16
     body.append(_heat_legend(legend_y, top))
     width = _HEAT_LEFT + 24 * _HEAT_W + 4
@@ -605,6 +624,11 @@ def heat_map(data: DashboardData) -> str:
 
 # ---------------------------------------------------------------------------------------------
 # Tables
+
+
+def user_label(name: object, user_id: object) -> str:
+    """A user's name, or their id when the warehouse does not know the name."""
+    return f"user {user_id}" if _missing(name) or not str(name).strip() else str(name)
 
 
 def _table(headers: Sequence[tuple[str, str]], rows: Iterable[Sequence[str]]) -> str:
@@ -658,7 +682,7 @@ def unreturned_table(data: DashboardData) -> str:
                 f'<bdi dir="auto">{esc(record.caller_id) or "<i>unknown</i>"}</bdi>',
                 f'<span class="mono">{esc(record.phone_number)}</span>',
                 esc(f"{WEEKDAYS[local.weekday()]} {local:%d %b %H:%M}"),
-                f'<bdi dir="auto">{esc(record.user_name or f"user {record.user_id}")}</bdi>',
+                f'<bdi dir="auto">{esc(user_label(record.user_name, record.user_id))}</bdi>',
                 f"{_waited_badge(record.waited_hours)} {status}",
             )
         )
@@ -666,7 +690,7 @@ def unreturned_table(data: DashboardData) -> str:
         ("Caller", "text"),
         ("Number", "text"),
         ("Missed at (local)", "text"),
-        ("Answering user", "text"),
+        ("User", "text"),
         ("Waiting", "num"),
     )
     return _table(headers, rows) + _more_note(len(frame))
@@ -698,7 +722,7 @@ def user_table(data: DashboardData) -> str:
         name = names.get(user_id)
         rows.append(
             (
-                f'<bdi dir="auto">{esc(name or f"user {user_id}")}</bdi>',
+                f'<bdi dir="auto">{esc(user_label(name, user_id))}</bdi>',
                 f'<span class="spark"><span style="width:{100 * count / busiest:.0f}%"></span>'
                 f"</span>{fmt_int(count)}",
                 fmt_rate(answered / finished if finished else None),
@@ -733,6 +757,7 @@ svg .dot{{fill:#fff;stroke-width:2}}
 svg .average{{stroke:#9ca3af;stroke-width:1.2;stroke-dasharray:4 4}}
 svg .average-label{{fill:#4b5563}}
 svg .cell:hover rect{{stroke:#111827;stroke-width:1.5}}
+svg .absent rect{{fill:#fff;stroke:#e5e7eb;stroke-dasharray:3 3}}
 svg .heat-value{{font-size:10.5px;font-family:{_FONT}}}
 """
 
@@ -897,7 +922,7 @@ def render_dashboard(
 def render_table_page(frame: pd.DataFrame, name: str, first: date, last: date) -> str:
     """A page holding one report's rows as a table (every row; numbers right-aligned)."""
     numeric = {c for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c].dtype)}
-    headers = [(c, "num" if c in numeric else "text") for c in frame.columns]
+    headers = [(c.replace("_", " "), "num" if c in numeric else "text") for c in frame.columns]
     rows = (
         [esc(_fmt_cell(value)) for value in record]
         for record in frame.itertuples(index=False, name=None)

@@ -306,6 +306,8 @@ def read_report(
 ) -> pd.DataFrame:
     """The rows of report ``name`` for local days ``first``..``last``, in key order.
 
+    Days (DATE columns) come back as ``datetime.date`` values, instants (TIMESTAMPTZ) in UTC
+    whatever the connection's time zone, so every export of the same rows is the same file.
     A report never materialised reads as an empty frame with the report's columns.
     """
     spec = report(name)
@@ -314,8 +316,24 @@ def read_report(
         return pd.DataFrame({column: pd.Series(dtype=object) for column in spec.columns})
     columns = ", ".join(spec.columns)
     order = ", ".join(spec.key)
-    return conn.execute(
+    cursor = conn.execute(
         f"SELECT {columns} FROM {spec.table} "
         f"WHERE local_date BETWEEN $first_date AND $last_date ORDER BY {order}",
         {"first_date": first, "last_date": last},
-    ).df()
+    )
+    types = {column[0]: str(column[1]) for column in cursor.description or []}
+    return _plain_dates(cursor.df(), types)
+
+
+def _plain_dates(frame: pd.DataFrame, types: dict[str, str]) -> pd.DataFrame:
+    """DATE columns as ``date`` objects and TIMESTAMPTZ columns in UTC."""
+    for column, kind in types.items():
+        if kind == "DATE":
+            frame[column] = pd.Series(
+                [None if pd.isna(v) else v.date() for v in frame[column]],
+                index=frame.index,
+                dtype=object,
+            )
+        elif kind.startswith("TIMESTAMP WITH TIME ZONE"):
+            frame[column] = frame[column].dt.tz_convert("UTC")
+    return frame

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from vis_pipeline.spec import DEFAULT_BASE_URL
 
-DEFAULT_WAREHOUSE = "data/vis.duckdb"
+DEFAULT_WAREHOUSE = "data/warehouse.duckdb"
 """Warehouse file used when VIS_WAREHOUSE is not set (relative to the working directory)."""
 
 DEFAULT_START_DATE = "2026-01-01"

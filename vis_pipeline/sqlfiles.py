@@ -24,11 +24,11 @@ def _checked_name(name: str) -> PurePosixPath:
     """``name`` as a relative path inside the SQL folder, or UnknownSqlFile."""
     if not isinstance(name, str) or not name.strip():
         raise UnknownSqlFile(f"SQL name must be a non-empty string, got {name!r}")
-    path = PurePosixPath(name.removesuffix(SQL_SUFFIX))
-    # Names are folder/file, never a way out of the SQL folder.
-    if path.is_absolute() or "\\" in name or any(part in {"..", "."} for part in path.parts):
+    parts = name.removesuffix(SQL_SUFFIX).split("/")
+    # Names are plain folder/file steps, never a way out of (or around) the SQL folder.
+    if "\\" in name or any(part in {"", ".", ".."} for part in parts):
         raise UnknownSqlFile(f"SQL name must be relative, like 'warehouse/upsert_events': {name!r}")
-    return path
+    return PurePosixPath(*parts)
 
 
 @cache
@@ -47,4 +47,6 @@ def list_sql(folder: str) -> list[str]:
     directory = SQL_DIR.joinpath(*relative.parts)
     if not directory.is_dir():
         raise UnknownSqlFile(f"no SQL folder named {folder!r}")
-    return [f"{relative.as_posix()}/{file.stem}" for file in sorted(directory.glob("*" + SQL_SUFFIX))]
+    return [
+        f"{relative.as_posix()}/{file.stem}" for file in sorted(directory.glob("*" + SQL_SUFFIX))
+    ]

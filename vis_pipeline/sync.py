@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -71,7 +71,11 @@ def sync_days(
     done: list[DaySync] = []
     to_fetch: list[date] = []
     for day in days:
-        settled = None if full else _settle_if_unchanged(client, open_warehouse, day, windows[day], run_id)
+        settled = (
+            None
+            if full
+            else _settle_if_unchanged(client, open_warehouse, day, windows[day], run_id)
+        )
         if settled is None:
             to_fetch.append(day)
         else:
@@ -124,7 +128,7 @@ def _settle_if_unchanged(
         previous = window_is_settled(conn, day, margin_count)
         if previous is None:
             return None
-        record_settled(conn, previous)
+        record_settled(conn, replace(previous, run_id=run_id))
     return DaySync(
         local_date=day,
         status="settled",

@@ -1,8 +1,9 @@
 """vis-pipeline through Dagster: ``vis-pipeline sync --from D --to D``, one Dagster run.
 
-Runs the command's own entry point in this process (what the console script does), with the
-settings it reads from the environment (the API, token, warehouse and DAGSTER_HOME are set by
-the caller). The command's per-day lines go to stderr so stdout keeps its one JSON line.
+Runs what the command runs, in this process: the settings read from the environment (the API,
+token, warehouse and DAGSTER_HOME are set by the caller), then ``run_sync`` (one Dagster run of
+the sync job over the range). Whatever it prints goes to stderr, so stdout keeps its one JSON
+line.
 
     python -m bench.contenders.dagster_sync --first D --last D
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections import Counter
 from contextlib import redirect_stdout
 from datetime import date
 from pathlib import Path
@@ -33,28 +35,32 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    command = ["sync", "--from", args.first.isoformat(), "--to", args.last.isoformat()]
-    if args.full:
-        command.append("--full")
     started = time.perf_counter()
     with profiled(args.profile):
         # Importing Dagster and the definitions is the fixed cost every run pays first.
         import vis_pipeline.defs  # noqa: F401
-        from vis_pipeline.cli import main as cli_main
+        from vis_pipeline.cli import run_sync
+        from vis_pipeline.settings import Settings
 
         imported = time.perf_counter()
+        # Dagster's own console output must not reach stdout, which carries the JSON line.
         with redirect_stdout(sys.stderr):
-            code = cli_main(command)
+            outcome = run_sync(Settings.from_env(), args.first, args.last, full=args.full)
     finished = time.perf_counter()
     emit(
         {
             "contender": "dagster",
-            "exit_code": code,
+            "success": outcome.success,
+            "run_id": outcome.run_id,
+            "statuses": dict(Counter(str(day["status"]) for day in outcome.days)),
             "import_s": round(imported - started, 3),
             "work_s": round(finished - imported, 3),
         }
     )
-    return code
+    if not outcome.success:
+        print(f"sync failed: {outcome.error}", file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":

@@ -4,8 +4,6 @@ Thin on purpose: each asset calls plain functions of ``vis_pipeline.sync`` and
 ``vis_pipeline.warehouse`` and turns what they return into Dagster metadata.
 """
 
-from __future__ import annotations
-
 from datetime import UTC, date, datetime
 
 import dagster as dg

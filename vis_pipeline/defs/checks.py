@@ -1,7 +1,5 @@
 """Asset checks on the whole events table: each runs one SQL file of ``sql/checks``."""
 
-from __future__ import annotations
-
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 

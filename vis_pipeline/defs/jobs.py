@@ -7,18 +7,33 @@ from datetime import date
 import dagster as dg
 
 from vis_pipeline.defs.assets import ACCOUNT, EVENTS, USERS, WAREHOUSE_WRITE_TAGS
+from vis_pipeline.defs.reports import EXPORT, GROUP
 
 SYNC_JOB = "sync_vis"
-"""Name of the job that refreshes the account, users and events of a range of days."""
+"""Name of the job that refreshes the account, users, events and reports of a range of days."""
+
+EXPORT_JOB = "export_reports"
+"""Name of the job that writes the report files of a range of days to the exports folder."""
 
 
 def build_sync_job() -> dg.UnresolvedAssetJobDefinition:
-    """The sync job: dimensions, then events, for the days of the run."""
+    """The sync job: dimensions, then events, then the reports of the days of the run."""
+    reports = dg.AssetSelection.groups(GROUP) - dg.AssetSelection.assets(EXPORT)
     return dg.define_asset_job(
         SYNC_JOB,
-        selection=dg.AssetSelection.assets(ACCOUNT, USERS, EVENTS),
+        selection=dg.AssetSelection.assets(ACCOUNT, USERS, EVENTS) | reports,
         tags=WAREHOUSE_WRITE_TAGS,
-        description="Sync local days of VIS events (and the account and users) into DuckDB.",
+        description="Sync local days of VIS events (and account, users, reports) into DuckDB.",
+    )
+
+
+def build_export_job() -> dg.UnresolvedAssetJobDefinition:
+    """The export job: report files of the days of the run, named by the range."""
+    return dg.define_asset_job(
+        EXPORT_JOB,
+        selection=dg.AssetSelection.assets(EXPORT),
+        tags=WAREHOUSE_WRITE_TAGS,
+        description="Write the report page and files of a range of days to the exports folder.",
     )
 
 

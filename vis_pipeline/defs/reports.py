@@ -3,6 +3,9 @@
 Thin on purpose: the figures come from ``vis_pipeline.reports``, the files from
 ``vis_pipeline.exports`` and the charts from ``vis_pipeline.report_page``; this module turns
 them into Dagster assets and metadata.
+
+No ``from __future__ import annotations`` here: Dagster reads the config classes from the asset
+functions' signatures, which must hold the classes themselves, not their names.
 """
 
 from collections.abc import Callable, Iterator
@@ -86,13 +89,13 @@ def _per_user(frame: pd.DataFrame, column: str) -> tuple[list[str], list[float]]
         return [], []
     names = frame.groupby("user_id")["user_name"].first()
     totals = frame.groupby("user_id")[column].sum().sort_values(ascending=False)
-    labels = [str(names.get(user) or f"user {user}") for user in totals.index]
+    labels = [page.user_label(names.get(user), user) for user in totals.index]
     return labels, [float(value) for value in totals]
 
 
 def _per_day(frame: pd.DataFrame, first: date, last: date) -> tuple[list[str], list[float]]:
     """Rows per local day over the whole range (days without rows count 0)."""
-    counts = frame.groupby(frame["local_date"].dt.date).size() if len(frame) else pd.Series()
+    counts = frame.groupby("local_date").size() if len(frame) else pd.Series()
     days = pd.date_range(first, last, freq="D").date
     return [f"{day.day} {day:%b}" for day in days], [float(counts.get(day, 0)) for day in days]
 

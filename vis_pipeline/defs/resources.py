@@ -1,4 +1,4 @@
-"""Dagster resources: the VIS API client and the DuckDB warehouse, configured from the environment."""
+"""Dagster resources: the VIS API client and the DuckDB warehouse, set from the environment."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from vis_pipeline.client import VISClient
 from vis_pipeline.locking import warehouse_lock
 from vis_pipeline.retry import RetryPolicy
 from vis_pipeline.settings import Settings
-from vis_pipeline.warehouse import apply_schema
+from vis_pipeline.warehouse import connect
 
 
 class VISClientResource(dg.ConfigurableResource):
@@ -46,14 +46,18 @@ class VISClientResource(dg.ConfigurableResource):
 
 @contextmanager
 def write_connection(warehouse: DuckDBResource) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A warehouse connection held under the inter-process write lock, schema applied."""
-    with warehouse_lock(warehouse.database), warehouse.get_connection() as conn:
-        apply_schema(conn)
+    """A warehouse connection held under the inter-process write lock, schema applied.
+
+    The resource says where the file is; the file is opened by ``warehouse.connect``, which
+    attaches it under a fixed catalog name so ``vis.events`` resolves whatever the file is called
+    (``DuckDBResource.get_connection`` would name the catalog after the file).
+    """
+    with warehouse_lock(warehouse.database), connect(warehouse.database) as conn:
         yield conn
 
 
 def _env_or(name: str, default: str) -> str | dg.EnvVar:
-    """The variable as an EnvVar when it is set (so Dagster never shows its value), else the default."""
+    """The variable as an EnvVar when set (Dagster then never shows its value), else the default."""
     return dg.EnvVar(name) if os.environ.get(name) else default
 
 

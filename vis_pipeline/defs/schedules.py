@@ -1,7 +1,5 @@
 """The daily schedule: shortly after local midnight, sync yesterday and re-sync recent days."""
 
-from __future__ import annotations
-
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 

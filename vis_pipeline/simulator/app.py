@@ -183,13 +183,17 @@ async def _wait_for_client(receive: Receive, behaviour: Behaviour) -> bool:
     Only this request waits: other connections are served meanwhile. A request whose client
     left is not answered, so it is counted at once rather than whenever the delay ends.
     """
-    # With the body read, the next message can only be the client hanging up.
-    hang_up = asyncio.ensure_future(receive())
-    try:
-        done, _pending = await asyncio.wait({hang_up}, timeout=behaviour.slow_seconds)
-    finally:
-        hang_up.cancel()
-    return not done
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + behaviour.slow_seconds
+    while (remaining := deadline - loop.time()) > 0:
+        message = asyncio.ensure_future(receive())
+        try:
+            done, _pending = await asyncio.wait({message}, timeout=remaining)
+        finally:
+            message.cancel()
+        if done and message.result()["type"] == "http.disconnect":
+            return False
+    return True
 
 
 def _matches(template: tuple[str, ...], segments: list[str]) -> bool:

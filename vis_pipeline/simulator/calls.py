@@ -22,17 +22,18 @@ class CallStateError(ValueError):
     """An operation the call's current state does not allow."""
 
 
-def place_call(truth: Truth, phone_number: str, user: dict[str, object]) -> SimEvent:
-    """A new outbound call from ``user`` to ``phone_number``, ringing from now on."""
+def place_call(
+    truth: Truth, phone_number: str, user_id: int, account_id: int, uci_id: int
+) -> SimEvent:
+    """A new outbound call from the user to ``phone_number``, ringing from now on."""
     now = truth.now_ms
     event_id = truth.new_id()
-    ucis = user.get("ucis") or [{}]
     base = {
         "id": event_id,
         "type": "CALL",
-        "accountId": user["accountId"],
-        "userId": user["id"],
-        "uciId": ucis[0].get("id", 0),  # type: ignore[index, union-attr]
+        "accountId": account_id,
+        "userId": user_id,
+        "uciId": uci_id,
         "direction": "OUTBOUND",
         "phoneNumber": phone_number,
         "externalId": f"ext-{event_id:x}",

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -270,63 +270,64 @@ def _durations(
     return _Timeline(start, answer, end, hold_start, hold_end, start.copy(), inbound, state)
 
 
+class _Row(NamedTuple):
+    """One anchored call's timeline (-1: no such instant)."""
+
+    start: int
+    answer: int
+    end: int
+    visible: int
+    inbound: bool = True
+    state: str = "ANSWERED"
+    hold_start: int = -1
+    hold_end: int = -1
+
+
 def _anchored_timeline(rng: np.random.Generator, now_ms: int) -> _Timeline:
     """A few calls around the clock's first reading: some live in each live state, and some
     that started hours before it but become visible only after it."""
-    rows: list[tuple[int, int, int, int, int, int, bool, str]] = []
 
     def pick(low: float, high: float) -> int:
         return int(rng.uniform(low, high))
 
+    rows: list[_Row] = []
     # Ringing now, answered or missed later.
-    for inbound, final in ((True, "ANSWERED"), (True, "MISSED"), (False, "ANSWERED")):
-        start = now_ms - pick(3_000, 15_000)
-        rung = now_ms + pick(10_000, 30_000)
-        talk = pick(2 * MINUTE_MS, 10 * MINUTE_MS) if final == "ANSWERED" else 0
-        answer = rung if final == "ANSWERED" else -1
-        rows.append((start, answer, rung + talk, -1, -1, start, inbound, final))
+    for inbound, state in ((True, "ANSWERED"), (True, "MISSED"), (False, "ANSWERED")):
+        start, rung = now_ms - pick(3_000, 15_000), now_ms + pick(10_000, 30_000)
+        talk = pick(2 * MINUTE_MS, 10 * MINUTE_MS) if state == "ANSWERED" else 0
+        answer = rung if state == "ANSWERED" else -1
+        rows.append(_Row(start, answer, rung + talk, start, inbound, state))
     # Talking now.
-    for inbound, final in ((True, "ANSWERED"), (False, "DETACHED")):
+    for inbound, state in ((True, "ANSWERED"), (False, "DETACHED")):
         start = now_ms - pick(2 * MINUTE_MS, 10 * MINUTE_MS)
-        answer = start + pick(4_000, 15_000)
-        rows.append(
-            (
-                start,
-                answer,
-                now_ms + pick(5 * MINUTE_MS, 30 * MINUTE_MS),
-                -1,
-                -1,
-                start,
-                inbound,
-                final,
-            )
-        )
+        end = now_ms + pick(5 * MINUTE_MS, 30 * MINUTE_MS)
+        rows.append(_Row(start, start + pick(4_000, 15_000), end, start, inbound, state))
     # On hold now.
     start = now_ms - pick(3 * MINUTE_MS, 8 * MINUTE_MS)
     hold_start, hold_end = now_ms - pick(10_000, 60_000), now_ms + pick(MINUTE_MS, 3 * MINUTE_MS)
-    rows.append(
-        (
-            start,
-            start + 8_000,
-            hold_end + pick(MINUTE_MS, 5 * MINUTE_MS),
-            hold_start,
-            hold_end,
-            start,
-            True,
-            "ANSWERED",
-        )
-    )
+    end = hold_end + pick(MINUTE_MS, 5 * MINUTE_MS)
+    rows.append(_Row(start, start + 8_000, end, start, hold_start=hold_start, hold_end=hold_end))
     # Started one to three hours ago, over, but visible only later.
-    for final in ("ANSWERED", "MISSED", "ANSWERED"):
+    for state in ("ANSWERED", "MISSED", "ANSWERED"):
         start = now_ms - pick(HOUR_MS, 3 * HOUR_MS)
-        answer = start + 6_000 if final == "ANSWERED" else -1
-        end = start + (pick(MINUTE_MS, 8 * MINUTE_MS) if final == "ANSWERED" else 25_000)
-        rows.append(
-            (start, answer, end, -1, -1, now_ms + pick(10 * MINUTE_MS, 2 * HOUR_MS), True, final)
-        )
-    columns = list(zip(*rows, strict=True))
-    ints = [np.array(column, dtype=np.int64) for column in columns[:6]]
-    return _Timeline(*ints, np.array(columns[6], dtype=bool), np.array(columns[7], dtype=object))
+        answer = start + 6_000 if state == "ANSWERED" else -1
+        end = start + (pick(MINUTE_MS, 8 * MINUTE_MS) if state == "ANSWERED" else 25_000)
+        visible = now_ms + pick(10 * MINUTE_MS, 2 * HOUR_MS)
+        rows.append(_Row(start, answer, end, visible, state=state))
+
+    def column(name: str, dtype: Any) -> np.ndarray:
+        return np.array([getattr(row, name) for row in rows], dtype=dtype)
+
+    return _Timeline(
+        start=column("start", np.int64),
+        answer=column("answer", np.int64),
+        end=column("end", np.int64),
+        hold_start=column("hold_start", np.int64),
+        hold_end=column("hold_end", np.int64),
+        visible=column("visible", np.int64),
+        inbound=column("inbound", bool),
+        state=column("state", object),
+    )
 
 
 def _concat(first: _Timeline, second: _Timeline) -> _Timeline:

@@ -38,25 +38,30 @@ def _not_found(what: str, ident: str | None) -> ApiError:
 
 
 def get_user(state: SimulatorState, _id: str | None, _q: dict[str, str], _b: bytes) -> Reply:
+    """getUser: the token's own user."""
     return _json(state.owner)
 
 
 def get_account(state: SimulatorState, _id: str | None, _q: dict[str, str], _b: bytes) -> Reply:
+    """getAccount: the company's account."""
     return _json(state.truth.account)
 
 
 def list_events(state: SimulatorState, _id: str | None, query: dict[str, str], _b: bytes) -> Reply:
+    """listEvents: one page of the visible events."""
     return 200, listing.events_page(state.truth, list_query(query), state.injector)
 
 
 def get_events_count(
     state: SimulatorState, _id: str | None, query: dict[str, str], _b: bytes
 ) -> Reply:
+    """getEventsCount: how many visible events the window and filters hold."""
     checked = list_query(query, paged=False)
     return _json({"count": listing.events_count(state.truth, checked, state.injector.behaviour)})
 
 
 def get_event(state: SimulatorState, ident: str | None, _q: dict[str, str], _b: bytes) -> Reply:
+    """getEvent: an array holding the one event."""
     event = state.truth.get(ident or "")
     if event is None:
         raise _not_found("event", ident)
@@ -64,12 +69,14 @@ def get_event(state: SimulatorState, ident: str | None, _q: dict[str, str], _b: 
 
 
 def list_calls(state: SimulatorState, _id: str | None, query: dict[str, str], _b: bytes) -> Reply:
+    """listCalls: one page of the calls in progress (ACTIVE ones unless told)."""
     return 200, listing.calls_page(state.truth, list_query(query, calls=True), state.injector)
 
 
 def get_calls_count(
     state: SimulatorState, _id: str | None, query: dict[str, str], _b: bytes
 ) -> Reply:
+    """getCallsCount: how many calls in progress the filters hold."""
     checked = list_query(query, calls=True, paged=False)
     return _json({"count": listing.calls_count(state.truth, checked, state.injector.behaviour)})
 
@@ -88,12 +95,16 @@ def _call_json(state: SimulatorState, event: SimEvent, as_list: bool, status: in
 
 
 def create_call(state: SimulatorState, _id: str | None, _q: dict[str, str], body: bytes) -> Reply:
+    """createCall: place an outbound call, ringing from now."""
     phone = required_string(json_body(body), "phoneNumber")
-    event = calls.place_call(state.truth, phone, state.owner)
+    owner = state.owner
+    uci_id = owner["ucis"][0]["id"]
+    event = calls.place_call(state.truth, phone, owner["id"], owner["accountId"], uci_id)
     return _call_json(state, event, as_list=True, status=201)
 
 
 def get_call(state: SimulatorState, ident: str | None, _q: dict[str, str], _b: bytes) -> Reply:
+    """getRoles ("Get a call"): an array holding the call, live or finished."""
     return _call_json(state, _call(state, ident), as_list=True)
 
 
@@ -116,12 +127,14 @@ def _control(
 
 
 def list_webhooks(state: SimulatorState, _id: str | None, _q: dict[str, str], _b: bytes) -> Reply:
+    """listWebhooks: every registration."""
     return _json([hook.to_wire() for hook in state.webhooks.webhooks.values()])
 
 
 def create_webhook(
     state: SimulatorState, _id: str | None, _q: dict[str, str], body: bytes
 ) -> Reply:
+    """createWebhook: register a webhook (its signing key is never echoed)."""
     try:
         webhook = state.webhooks.create(json_body(body), state.truth.now_ms)
     except WebhookError as exc:
@@ -130,6 +143,7 @@ def create_webhook(
 
 
 def view_webhook(state: SimulatorState, ident: str | None, _q: dict[str, str], _b: bytes) -> Reply:
+    """viewWebhook: one registration."""
     webhook = state.webhooks.get(ident or "")
     if webhook is None:
         raise _not_found("webhook", ident)
@@ -137,6 +151,7 @@ def view_webhook(state: SimulatorState, ident: str | None, _q: dict[str, str], _
 
 
 def renew_webhook(state: SimulatorState, ident: str | None, _q: dict[str, str], _b: bytes) -> Reply:
+    """renewWebhook: extend a registration from now and clear its failed flag."""
     webhook = state.webhooks.renew(ident or "", state.truth.now_ms)
     if webhook is None:
         raise _not_found("webhook", ident)
@@ -146,6 +161,7 @@ def renew_webhook(state: SimulatorState, ident: str | None, _q: dict[str, str], 
 def destroy_webhook(
     state: SimulatorState, ident: str | None, _q: dict[str, str], _b: bytes
 ) -> Reply:
+    """destroyWebhook: remove a registration (no body)."""
     if not state.webhooks.delete(ident or ""):
         raise _not_found("webhook", ident)
     return 204, None

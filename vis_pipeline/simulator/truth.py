@@ -186,14 +186,6 @@ class Truth:
         self._controlled.discard(event)
         self._refresh(event)
 
-    def is_visible(self, event: SimEvent) -> bool:
-        """Whether ``event`` is visible at the clock."""
-        return event.visible_ms <= self.now_ms
-
-    def all_ids(self) -> set[Any]:
-        """Ids of all stored events, visible or not."""
-        return set(self._by_id)
-
 
 def _placement(start_time: Any, fallback_ms: int) -> int:
     """Where an injected record goes: its startTime when that parses, else ``fallback_ms``."""

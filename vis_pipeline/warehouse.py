@@ -1,0 +1,550 @@
+"""The DuckDB warehouse: schema, transactional window loads, settlement, checks and status.
+
+Every statement lives in a SQL file (``sqlfiles``); values are bound, never pasted. Batches
+reach DuckDB as Arrow tables registered under fixed names, so a window of a hundred thousand
+events is one set-based statement per table rather than a row at a time.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+
+from vis_pipeline.normalize import (
+    EVENTS_SCHEMA,
+    RAW_SCHEMA,
+    REJECTED_SCHEMA,
+    NormalizedBatch,
+    json_text,
+)
+from vis_pipeline.records import FINAL_STATES, LIVE_STATES
+from vis_pipeline.sqlfiles import list_sql, load_sql
+
+SCHEMA_FOLDER = "schema"
+"""SQL folder whose files, in name order, create the warehouse (each one idempotent)."""
+
+CATALOG = "warehouse"
+"""Catalog name the warehouse file is attached under (its schemas: raw, vis, reports)."""
+
+WAREHOUSE_SCHEMAS: frozenset[str] = frozenset({"raw", "vis", "reports"})
+"""Schemas of the warehouse (created by the schema files)."""
+
+SESSION_TIME_ZONE = "UTC"
+"""Session time zone: fixes how DuckDB shows instants; local dates are computed before loading."""
+
+CHECKS: tuple[str, ...] = (
+    "unique_event_id",
+    "required_fields",
+    "no_final_regressed",
+    "raw_matches_events",
+)
+"""Data checks, one SQL file each under ``checks/``; each query returns the offending rows."""
+
+CHECK_SAMPLE_ROWS = 10
+"""Offending rows returned with a failed check (the count covers all of them)."""
+
+STATUS_LOADED = "loaded"
+"""A window whose events were fetched and loaded."""
+
+STATUS_SETTLED = "settled"
+"""A window skipped because nothing changed since its last load."""
+
+STATUS_FAILED = "failed"
+"""A window whose sync did not complete."""
+
+_BATCH_EVENTS = "batch_events"
+_BATCH_RAW = "batch_raw"
+_BATCH_REJECTED = "batch_rejected"
+_BATCH_USERS = "batch_users"
+
+_CHECK_PARAMETERS: dict[str, list[str]] = {
+    "final_states": sorted(FINAL_STATES),
+    "live_states": sorted(LIVE_STATES),
+}
+_PARAMETER = re.compile(r"\$([A-Za-z_]\w*)")
+
+_USERS_SCHEMA = pa.schema(
+    [
+        ("user_id", pa.int64()),
+        ("account_id", pa.int64()),
+        ("account_label", pa.string()),
+        ("first_name", pa.string()),
+        ("last_name", pa.string()),
+        ("email_address", pa.string()),
+        ("contact_number", pa.string()),
+        ("status", pa.string()),
+        ("roles", pa.string()),
+        ("payload", pa.string()),
+    ]
+)
+
+_USER_TEXT_FIELDS: tuple[tuple[str, str], ...] = (
+    ("account_label", "acountLabel"),  # the spec's spelling on the wire
+    ("first_name", "firstName"),
+    ("last_name", "lastName"),
+    ("email_address", "emailAddress"),
+    ("contact_number", "contactNumber"),
+    ("status", "status"),
+)
+
+
+@dataclass(frozen=True)
+class WindowSync:
+    """What the caller knows about one synced window (one local day)."""
+
+    local_date: date
+    window_start: datetime
+    window_end: datetime
+    api_count: int
+    """Events the API holds inside the window."""
+    pages: int
+    requests: int
+    retries: int
+    seconds: float
+    run_id: str | None
+    api_margin_count: int | None = None
+    """What the count endpoint answered for the range actually queried (the window plus edge
+    margins); None when that range was the window itself. Settlement compares against it."""
+
+    @property
+    def expected_count(self) -> int:
+        """The count a later check of the same range must see for nothing to have changed."""
+        return self.api_count if self.api_margin_count is None else self.api_margin_count
+
+
+@dataclass(frozen=True)
+class WindowLoad:
+    """What loading one window did."""
+
+    local_date: date
+    loaded: int
+    """Valid events in the batch (one per id)."""
+    rejected: int
+    """Rejected records now filed under the window."""
+    inserted: int
+    """Events new to the warehouse."""
+    kept_final: int
+    """Live versions ignored because the warehouse already holds the event's final version."""
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """Outcome of one data check."""
+
+    name: str
+    passed: bool
+    failures: int
+    sample: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Reconciliation:
+    """The API's count for a local date against what the warehouse holds for it."""
+
+    local_date: date
+    api_count: int | None
+    """From the latest successful sync of the date; None when it was never synced."""
+    loaded: int
+    """Distinct event ids held: clean events of the date plus rejected records with an id."""
+    ok: bool
+
+
+class WarehouseError(RuntimeError):
+    """The warehouse refused an operation (the transaction was rolled back)."""
+
+
+def connect(path: str | Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """Open the warehouse file at ``path``; when writable, create folders and apply the schema.
+
+    The file is attached under the fixed catalog name ``CATALOG``: DuckDB would otherwise name
+    the catalog after the file, and a file called ``vis.duckdb`` makes ``vis.events`` ambiguous.
+    """
+    target = str(path)
+    if target == ":memory:":
+        conn = duckdb.connect(target)
+    else:
+        if not read_only:
+            Path(target).parent.mkdir(parents=True, exist_ok=True)
+        conn = duckdb.connect()
+        mode = " (READ_ONLY)" if read_only else ""
+        conn.execute(f"ATTACH ? AS {CATALOG}{mode}", [target])
+        conn.execute(f"USE {CATALOG}")
+    conn.execute(f"SET TimeZone = '{SESSION_TIME_ZONE}'")  # constants, not user input
+    if not read_only:
+        apply_schema(conn)
+    return conn
+
+
+def _refuse_catalog_clash(conn: duckdb.DuckDBPyConnection) -> None:
+    """Fail clearly when the catalog shares a name with a warehouse schema.
+
+    DuckDB names a file's catalog after the file, so ``vis.duckdb`` opened directly makes every
+    ``vis.<table>`` ambiguous; ``connect`` avoids it, other ways of opening the file do not.
+    """
+    (catalog,) = conn.execute("SELECT current_database()").fetchone()
+    if str(catalog).casefold() in WAREHOUSE_SCHEMAS:
+        raise WarehouseError(
+            f"the warehouse file is opened as catalog {catalog!r}, the name of one of its schemas; "
+            "rename the file (for example warehouse.duckdb) or open it with warehouse.connect"
+        )
+
+
+def apply_schema(conn: duckdb.DuckDBPyConnection) -> None:
+    """Create whatever the warehouse lacks (schemas, tables); existing objects are untouched."""
+    _refuse_catalog_clash(conn)
+    with _transaction(conn, "apply the schema"):
+        for name in list_sql(SCHEMA_FOLDER):
+            conn.execute(load_sql(name))
+
+
+@contextmanager
+def _transaction(conn: duckdb.DuckDBPyConnection, action: str) -> Iterator[None]:
+    """One transaction around the block: commit on success, roll back and re-raise otherwise."""
+    conn.begin()
+    try:
+        yield
+    except duckdb.Error as exc:
+        conn.rollback()
+        raise WarehouseError(f"could not {action}: {_first_line(exc)}") from exc
+    except BaseException:
+        conn.rollback()
+        raise
+    conn.commit()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _aware(moment: datetime, name: str) -> datetime:
+    """``moment`` in UTC; a naive datetime is refused (it would be read in some local zone)."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f"{name} must be timezone-aware")
+    return moment.astimezone(UTC)
+
+
+def _arrow(frame: pd.DataFrame, schema: pa.Schema) -> pa.Table:
+    """``frame`` as an Arrow table with exactly ``schema`` (missing columns are an error)."""
+    return pa.Table.from_pandas(frame[schema.names], schema=schema, preserve_index=False)
+
+
+@contextmanager
+def _registered(conn: duckdb.DuckDBPyConnection, tables: Mapping[str, Any]) -> Iterator[None]:
+    """Make ``tables`` readable by name in SQL for the duration of the block."""
+    for name, table in tables.items():
+        conn.register(name, table)
+    try:
+        yield
+    finally:
+        for name in tables:
+            conn.unregister(name)
+
+
+def _sync_parameters(window: WindowSync, status: str, loaded: int, rejected: int) -> dict[str, Any]:
+    return {
+        "local_date": window.local_date,
+        "window_start": _aware(window.window_start, "window_start"),
+        "window_end": _aware(window.window_end, "window_end"),
+        "api_count": int(window.api_count),
+        "api_margin_count": None
+        if window.api_margin_count is None
+        else int(window.api_margin_count),
+        "loaded": loaded,
+        "rejected": rejected,
+        "pages": int(window.pages),
+        "requests": int(window.requests),
+        "retries": int(window.retries),
+        "seconds": float(window.seconds),
+        "status": status,
+        "run_id": window.run_id,
+        "finished_at": datetime.now(UTC),
+    }
+
+
+def load_window(
+    conn: duckdb.DuckDBPyConnection, batch: NormalizedBatch, window: WindowSync
+) -> WindowLoad:
+    """Load one window's batch in ONE transaction, or change nothing.
+
+    Upserts raw.events and vis.events (a stored final version survives a live one), replaces
+    the window's rejected rows, and appends a 'loaded' row to the sync history.
+    """
+    seen_at = _aware(batch.synced_at or datetime.now(UTC), "synced_at")
+    sync = _sync_parameters(window, STATUS_LOADED, len(batch.events), len(batch.rejected))
+    tables = {
+        _BATCH_EVENTS: _arrow(batch.events, EVENTS_SCHEMA),
+        _BATCH_RAW: _arrow(batch.raw, RAW_SCHEMA),
+        _BATCH_REJECTED: _arrow(batch.rejected, REJECTED_SCHEMA),
+    }
+    window_keys = {
+        "window_start": sync["window_start"],
+        "window_end": sync["window_end"],
+        "local_date": window.local_date,
+    }
+    with _registered(conn, tables), _transaction(conn, f"load window {window.local_date}"):
+        inserted, kept_final = conn.execute(load_sql("warehouse/select_batch_outcome")).fetchone()
+        conn.execute(load_sql("warehouse/upsert_raw_events"), {"seen_at": seen_at})
+        conn.execute(load_sql("warehouse/upsert_events"))
+        conn.execute(
+            load_sql("warehouse/delete_rejected_for_window"), {"local_date": window.local_date}
+        )
+        conn.execute(
+            load_sql("warehouse/insert_rejected_events"),
+            {**window_keys, "run_id": window.run_id, "rejected_at": seen_at},
+        )
+        conn.execute(load_sql("warehouse/insert_sync_window"), sync)
+    return WindowLoad(
+        local_date=window.local_date,
+        loaded=len(batch.events),
+        rejected=len(batch.rejected),
+        inserted=int(inserted or 0),
+        kept_final=int(kept_final or 0),
+    )
+
+
+def _append_sync(conn: duckdb.DuckDBPyConnection, window: WindowSync, status: str) -> None:
+    sync = _sync_parameters(window, status, loaded=0, rejected=0)
+    with _transaction(conn, f"record a {status} sync of {window.local_date}"):
+        conn.execute(load_sql("warehouse/insert_sync_window"), sync)
+
+
+def record_settled(conn: duckdb.DuckDBPyConnection, window: WindowSync) -> None:
+    """Append a 'settled' row: the window was checked and skipped, nothing was fetched."""
+    _append_sync(conn, window, STATUS_SETTLED)
+
+
+def record_failed(conn: duckdb.DuckDBPyConnection, window: WindowSync) -> None:
+    """Append a 'failed' row: the window's sync did not complete (nothing was loaded)."""
+    _append_sync(conn, window, STATUS_FAILED)
+
+
+def _reconciliation_rows(
+    conn: duckdb.DuckDBPyConnection, local_dates: Sequence[date]
+) -> list[tuple[date, int | None, int, int]]:
+    """(local_date, api_count, loaded, live) per distinct date, oldest first."""
+    if not local_dates:
+        return []
+    sql = load_sql("warehouse/select_reconciliation")
+    return conn.execute(sql, {"local_dates": list(local_dates)}).fetchall()
+
+
+def latest_sync(conn: duckdb.DuckDBPyConnection, local_date: date) -> WindowSync | None:
+    """The latest successful ('loaded' or 'settled') sync of ``local_date``, if any."""
+    row = conn.execute(
+        load_sql("warehouse/select_latest_sync"), {"local_date": local_date}
+    ).fetchone()
+    if row is None:
+        return None
+    day, start, end, api_count, pages, requests, retries, seconds, run_id, margin = row
+    return WindowSync(
+        local_date=day,
+        window_start=start,
+        window_end=end,
+        api_count=api_count,
+        pages=pages,
+        requests=requests,
+        retries=retries,
+        seconds=seconds,
+        run_id=run_id,
+        api_margin_count=margin,
+    )
+
+
+def window_is_settled(
+    conn: duckdb.DuckDBPyConnection, local_date: date, api_count_now: int
+) -> WindowSync | None:
+    """The latest successful sync of ``local_date`` when re-fetching it cannot change anything.
+
+    Settled means: that sync's count of the queried range (``expected_count``) equals
+    ``api_count_now``, the warehouse holds its ``api_count`` distinct ids for the date, and none
+    of the date's events is still live. Returns None otherwise, so the result reads as a bool.
+    """
+    previous = latest_sync(conn, local_date)
+    if previous is None or previous.expected_count != api_count_now:
+        return None
+    _, _, loaded, live = _reconciliation_rows(conn, [local_date])[0]
+    return previous if loaded == previous.api_count and live == 0 else None
+
+
+def reconcile(conn: duckdb.DuckDBPyConnection, local_dates: Sequence[date]) -> list[Reconciliation]:
+    """The API's latest count against the ids held, for each of ``local_dates`` (oldest first)."""
+    return [
+        Reconciliation(day, api_count, loaded, api_count is not None and api_count == loaded)
+        for day, api_count, loaded, _live in _reconciliation_rows(conn, local_dates)
+    ]
+
+
+def run_days(conn: duckdb.DuckDBPyConnection, run_id: str) -> list[dict[str, Any]]:
+    """What run ``run_id`` did to each local date (its latest sync row per date), JSON-ready.
+
+    Keys: local_date (ISO text), status, api_count, loaded, rejected, pages, requests,
+    retries, seconds; oldest date first.
+    """
+    cursor = conn.execute(load_sql("warehouse/select_run_days"), {"run_id": run_id})
+    names = [column[0] for column in cursor.description]
+    days = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+    return [{**day, "local_date": day["local_date"].isoformat()} for day in days]
+
+
+PREVIEW_ROWS = 10
+"""Events shown by ``preview_events`` unless told otherwise."""
+
+
+def preview_events(
+    conn: duckdb.DuckDBPyConnection, first: date, last: date, limit: int = PREVIEW_ROWS
+) -> pd.DataFrame:
+    """The first ``limit`` events (by start time) of the local dates ``first`` to ``last``."""
+    parameters = {"first": first, "last": last, "limit": int(limit)}
+    return conn.execute(load_sql("warehouse/select_events_preview"), parameters).df()
+
+
+def _text(value: Any) -> str | None:
+    """A text column's value: strings as they are, numbers as digits (the spec's examples mix)."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return json_text(value)
+
+
+def _integer(value: Any, name: str, *, required: bool) -> int | None:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if value is None and not required:
+        return None
+    raise ValueError(f"{name}: expected an integer, got {type(value).__name__}")
+
+
+def _users_table(users: Sequence[Mapping[str, Any]]) -> pa.Table:
+    # Last one wins for a repeated id, as a later answer of the API would.
+    latest = {_integer(user.get("id"), "user id", required=True): user for user in users}
+    rows = list(latest.values())
+    columns: dict[str, list[Any]] = {
+        "user_id": list(latest),
+        "account_id": [_integer(u.get("accountId"), "accountId", required=False) for u in rows],
+    }
+    for column, key in _USER_TEXT_FIELDS:
+        columns[column] = [_text(user.get(key)) for user in rows]
+    columns["roles"] = [None if u.get("roles") is None else json_text(u["roles"]) for u in rows]
+    columns["payload"] = [json_text(dict(user)) for user in rows]
+    return pa.table(columns, schema=_USERS_SCHEMA)
+
+
+def replace_users(
+    conn: duckdb.DuckDBPyConnection, users: Sequence[Mapping[str, Any]], synced_at: datetime
+) -> int:
+    """Store ``users`` (getUser answers), replacing rows of the same id; returns how many."""
+    if any(not isinstance(user, Mapping) for user in users):
+        raise ValueError("every user must be a JSON object")
+    table = _users_table(users)
+    parameters = {"synced_at": _aware(synced_at, "synced_at")}
+    with _registered(conn, {_BATCH_USERS: table}), _transaction(conn, "replace users"):
+        conn.execute(load_sql("warehouse/upsert_users"), parameters)
+    return table.num_rows
+
+
+def replace_account(
+    conn: duckdb.DuckDBPyConnection, account: Mapping[str, Any], synced_at: datetime
+) -> None:
+    """Store ``account`` (getAccount answer), replacing the row of the same id."""
+    if not isinstance(account, Mapping):
+        raise ValueError("the account must be a JSON object")
+    ucis = account.get("ucis")
+    parameters = {
+        "account_id": _integer(account.get("id"), "account id", required=True),
+        "name": _text(account.get("name")),
+        "org": _text(account.get("org")),
+        "status": _text(account.get("status")),
+        "ucis": None if ucis is None else json_text(ucis),
+        "payload": json_text(dict(account)),
+        "synced_at": _aware(synced_at, "synced_at"),
+    }
+    with _transaction(conn, "replace the account"):
+        conn.execute(load_sql("warehouse/upsert_account"), parameters)
+
+
+def _json_ready(value: Any) -> Any:
+    """A query value that JSON can carry as is (dates and instants become ISO-8601 text)."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, date | datetime):
+        return value.isoformat()
+    return str(value)
+
+
+def _check_sql(name: str) -> tuple[str, dict[str, Any]]:
+    """The check's query (no trailing semicolon, to nest it) and the values it binds."""
+    if name not in CHECKS:
+        raise ValueError(f"unknown check {name!r}; known: {', '.join(CHECKS)}")
+    sql = load_sql(f"checks/{name}").strip().rstrip(";")
+    wanted = set(_PARAMETER.findall(sql))
+    unknown = wanted - _CHECK_PARAMETERS.keys()
+    if unknown:
+        raise ValueError(f"check {name!r} uses unknown parameters {sorted(unknown)!r}")
+    return sql, {key: _CHECK_PARAMETERS[key] for key in wanted}
+
+
+def run_check(conn: duckdb.DuckDBPyConnection, name: str) -> CheckResult:
+    """Run one data check; it passes when its query finds no offending row."""
+    sql, parameters = _check_sql(name)
+    (failures,) = conn.execute(f"SELECT count(*) FROM ({sql})", parameters).fetchone()
+    sample: list[dict[str, Any]] = []
+    if failures:
+        cursor = conn.execute(f"SELECT * FROM ({sql}) LIMIT {CHECK_SAMPLE_ROWS}", parameters)
+        names = [column[0] for column in cursor.description]
+        sample = [
+            {name: _json_ready(value) for name, value in zip(names, row, strict=True)}
+            for row in cursor.fetchall()
+        ]
+    return CheckResult(name=name, passed=failures == 0, failures=int(failures), sample=sample)
+
+
+def run_checks(conn: duckdb.DuckDBPyConnection) -> list[CheckResult]:
+    """Every data check, in ``CHECKS`` order."""
+    return [run_check(conn, name) for name in CHECKS]
+
+
+def _iso(value: date | datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _dates(conn: duckdb.DuckDBPyConnection, name: str) -> list[date]:
+    return [row[0] for row in conn.execute(load_sql(name)).fetchall()]
+
+
+def status_summary(conn: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+    """The warehouse at a glance, JSON-ready (dates and instants as ISO-8601 text).
+
+    Keys: days_synced, first_day, last_day, gaps (days without a successful sync between the
+    first and last synced day), failed_days (latest sync failed), unreconciled_days (the
+    API's count differs from the ids held), counts (rows per table), last_run_id,
+    last_sync_at, last_sync_status.
+    """
+    synced = _dates(conn, "warehouse/select_synced_dates")
+    cursor = conn.execute(load_sql("warehouse/select_table_counts"))
+    names = [column[0] for column in cursor.description]
+    counts = dict(zip(names, (int(v) for v in cursor.fetchone()), strict=True))
+    last = conn.execute(load_sql("warehouse/select_last_sync")).fetchone()
+    run_id, finished_at, last_status, _ = last if last else (None, None, None, None)
+    return {
+        "days_synced": len(synced),
+        "first_day": _iso(synced[0]) if synced else None,
+        "last_day": _iso(synced[-1]) if synced else None,
+        "gaps": [_iso(day) for day in _dates(conn, "warehouse/select_sync_gaps")],
+        "failed_days": [_iso(day) for day in _dates(conn, "warehouse/select_failed_dates")],
+        "unreconciled_days": [_iso(r.local_date) for r in reconcile(conn, synced) if not r.ok],
+        "counts": counts,
+        "last_run_id": run_id,
+        "last_sync_at": _iso(finished_at),
+        "last_sync_status": last_status,
+    }
