@@ -94,6 +94,8 @@ def warehouse_events(path: Path) -> pd.DataFrame:
     """``vis.events`` (timestamps in UTC) sorted by event_id, without synced_at."""
     with connect(path, read_only=True) as conn:
         frame = conn.execute("SELECT * EXCLUDE (synced_at) FROM vis.events ORDER BY event_id").df()
+    # DuckDB hands DATE columns to pandas as timestamps; the contract is a calendar date.
+    frame["local_date"] = frame["local_date"].dt.date
     return frame
 
 

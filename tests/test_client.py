@@ -15,7 +15,6 @@ from typing import Any
 
 import jsonschema
 import pytest
-from vis_pipeline.simulator.process import SimulatorProcess
 
 from vis_pipeline.client import (
     VISAPIError,
@@ -27,15 +26,16 @@ from vis_pipeline.client import (
 )
 from vis_pipeline.records import LIVE_STATES, parse_instant_ms
 from vis_pipeline.retry import RetryPolicy
+from vis_pipeline.simulator.process import SimulatorProcess
 from vis_pipeline.spec import operations, success_schema
 
 FAST_RETRIES = RetryPolicy(max_attempts=3, base=0.0, cap=0.0)
 """Retries without waiting, so fault tests take no longer than the faults themselves."""
 
-SHORT_TIMEOUT = 0.3
+SHORT_TIMEOUT = 0.5
 """Client timeout (s) for fault tests: well below the simulator's slow answers."""
 
-SLOW_SECONDS = 1.0
+SLOW_SECONDS = 1.5
 """How long the simulator takes over a 'slow' answer in these tests."""
 
 

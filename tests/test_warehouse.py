@@ -162,8 +162,7 @@ def sync_rows(conn: duckdb.DuckDBPyConnection) -> list[tuple]:
 
 @pytest.fixture
 def path(tmp_path: Path) -> Path:
-    # Named like the project's default file on purpose: its stem is also a schema name.
-    return tmp_path / "warehouse" / "vis.duckdb"
+    return tmp_path / "warehouse" / "warehouse.duckdb"
 
 
 @pytest.fixture
@@ -554,8 +553,11 @@ def test_naive_window_times_are_refused(conn: duckdb.DuckDBPyConnection) -> None
         wh.load_window(conn, batch_of([final_event(1)]), naive)
 
 
-def test_a_file_whose_catalog_clashes_with_a_schema_is_explained(path: Path) -> None:
-    path.parent.mkdir(parents=True)
+@pytest.mark.parametrize("name", ["vis.duckdb", "RAW.db", "reports.duckdb"])
+def test_a_file_named_after_a_schema_is_refused_clearly(tmp_path: Path, name: str) -> None:
+    path = tmp_path / "w" / name
+    with pytest.raises(wh.WarehouseError, match="rename the file"):
+        wh.connect(path)
     with duckdb.connect(str(path)) as direct, pytest.raises(wh.WarehouseError, match="rename"):
         wh.apply_schema(direct)
 

@@ -128,7 +128,9 @@ def _settle_if_unchanged(
         previous = window_is_settled(conn, day, margin_count)
         if previous is None:
             return None
-        record_settled(conn, replace(previous, run_id=run_id))
+        record_settled(
+            conn, replace(previous, pages=0, requests=1, retries=0, seconds=0.0, run_id=run_id)
+        )
     return DaySync(
         local_date=day,
         status="settled",

@@ -32,9 +32,6 @@ from vis_pipeline.sqlfiles import list_sql, load_sql
 SCHEMA_FOLDER = "schema"
 """SQL folder whose files, in name order, create the warehouse (each one idempotent)."""
 
-CATALOG = "warehouse"
-"""Catalog name the warehouse file is attached under (its schemas: raw, vis, reports)."""
-
 WAREHOUSE_SCHEMAS: frozenset[str] = frozenset({"raw", "vis", "reports"})
 """Schemas of the warehouse (created by the schema files)."""
 
@@ -165,36 +162,34 @@ class WarehouseError(RuntimeError):
 def connect(path: str | Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     """Open the warehouse file at ``path``; when writable, create folders and apply the schema.
 
-    The file is attached under the fixed catalog name ``CATALOG``: DuckDB would otherwise name
-    the catalog after the file, and a file called ``vis.duckdb`` makes ``vis.events`` ambiguous.
+    The file must not be named after a schema (``vis.duckdb``...): see ``apply_schema``.
     """
     target = str(path)
-    if target == ":memory:":
-        conn = duckdb.connect(target)
-    else:
+    if not read_only and target != ":memory:":
+        Path(target).parent.mkdir(parents=True, exist_ok=True)
+    conn = duckdb.connect(target, read_only=read_only)
+    try:
+        conn.execute(f"SET TimeZone = '{SESSION_TIME_ZONE}'")  # a constant, not user input
+        _refuse_catalog_clash(conn)
         if not read_only:
-            Path(target).parent.mkdir(parents=True, exist_ok=True)
-        conn = duckdb.connect()
-        mode = " (READ_ONLY)" if read_only else ""
-        conn.execute(f"ATTACH ? AS {CATALOG}{mode}", [target])
-        conn.execute(f"USE {CATALOG}")
-    conn.execute(f"SET TimeZone = '{SESSION_TIME_ZONE}'")  # constants, not user input
-    if not read_only:
-        apply_schema(conn)
+            apply_schema(conn)
+    except BaseException:
+        conn.close()
+        raise
     return conn
 
 
 def _refuse_catalog_clash(conn: duckdb.DuckDBPyConnection) -> None:
-    """Fail clearly when the catalog shares a name with a warehouse schema.
+    """Fail clearly when the file's catalog shares a name with a warehouse schema.
 
-    DuckDB names a file's catalog after the file, so ``vis.duckdb`` opened directly makes every
-    ``vis.<table>`` ambiguous; ``connect`` avoids it, other ways of opening the file do not.
+    DuckDB names a file's catalog after the file, so in ``vis.duckdb`` every ``vis.<table>``
+    would be ambiguous between the catalog and the schema.
     """
     (catalog,) = conn.execute("SELECT current_database()").fetchone()
     if str(catalog).casefold() in WAREHOUSE_SCHEMAS:
         raise WarehouseError(
-            f"the warehouse file is opened as catalog {catalog!r}, the name of one of its schemas; "
-            "rename the file (for example warehouse.duckdb) or open it with warehouse.connect"
+            f"the warehouse file is named after the schema {catalog!r}, which makes its tables "
+            "ambiguous; rename the file (for example warehouse.duckdb)"
         )
 
 

@@ -16,8 +16,17 @@ import httpx
 import orjson
 
 from vis_pipeline.simulator.options import SimulatorOptions
+from vis_pipeline.simulator.serve import add_arguments, main, options_from_args
 
-__all__ = ["SimulatorControl", "SimulatorError", "SimulatorOptions", "SimulatorProcess"]
+__all__ = [
+    "SimulatorControl",
+    "SimulatorError",
+    "SimulatorOptions",
+    "SimulatorProcess",
+    "add_arguments",
+    "main",
+    "options_from_args",
+]
 
 STARTUP_TIMEOUT_SECONDS = 60.0
 """How long the child may take to generate its data and listen."""
