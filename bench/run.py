@@ -78,6 +78,15 @@ PROFILE_RATE_HZ = 200
 PROFILE_TOP = 15
 """How many functions of each profile are reported."""
 
+PROFILE_MODES = {
+    "wall": "main thread, running or waiting (shares of wall time)",
+    "cpu": "thread holding the GIL, any thread (shares of Python CPU time)",
+}
+"""The two py-spy passes of ``--profile`` and what their percentages are shares of."""
+
+MAIN_THREAD_FRAME = "_run_module_as_main ("
+"""Every sample of a contender's main thread has this frame at its root."""
+
 IMPORT_FRAME = "_find_and_load ("
 """A frame of the import machinery: its samples are time spent importing."""
 
@@ -178,7 +187,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print()
     print(format_targets(targets))
     for name, profile in profiles.items():
-        print(f"\n{name}: where the time goes (py-spy samples, % of samples)")
+        print(f"\n{name}: where the time goes (py-spy samples)")
         print(profile["text"])
     report = {
         "meta": machine_meta(args, first, load_before, time.perf_counter() - started),
@@ -457,12 +466,30 @@ def reports_notes(result: dict[str, Any]) -> str:
 
 
 def profile_project(run: SizeRun) -> dict[str, Any]:
-    """Where the project's contenders spend their time, sampled with py-spy (fresh files)."""
+    """Where the project's contenders spend their time, sampled with py-spy (fresh files).
+
+    Two passes: ``wall`` samples the main thread whether it runs or waits (its samples add up
+    to the wall time), ``cpu`` samples only the thread holding the GIL (Python's CPU time, in
+    any thread).
+    """
     if shutil.which("py-spy") is None:
         print("   py-spy not installed: no profiles (pip install py-spy)", file=sys.stderr)
         return {}
+    profiles: dict[str, dict[str, Any]] = {}
+    for mode in PROFILE_MODES:
+        for name, argv, env in profile_jobs(run, run.work / f"profile-{mode}"):
+            profiles.setdefault(name, {})[mode] = profile_one(run, name, mode, argv, env)
+    for profile in profiles.values():
+        profile["text"] = "\n".join(
+            f"  [{mode}] {PROFILE_MODES[mode]}\n{profile[mode]['text']}" for mode in PROFILE_MODES
+        )
+    return profiles
+
+
+def profile_jobs(run: SizeRun, work: Path) -> list[tuple[str, list[str], dict[str, str]]]:
+    """The project's contenders in the order they need each other: sync, re-run, reports."""
     size = run.calls_per_day
-    library = run.work / "profile-library" / "warehouse.duckdb"
+    library = work / "library" / "warehouse.duckdb"
     library_argv = run.python(
         "library",
         "--base-url",
@@ -473,45 +500,38 @@ def profile_project(run: SizeRun) -> dict[str, Any]:
         run.tz,
         *run.range_args(),
     )
-    dagster = run.work / "profile-dagster" / "warehouse.duckdb"
-    jobs = {
-        f"library @ {size}/day": (library_argv, run.base_env),
-        f"library re-run @ {size}/day": (library_argv, run.base_env),
-        f"dagster @ {size}/day": (
-            run.python("dagster_sync", *run.range_args()),
-            dagster_env(run, dagster, run.work / "profile-dagster-home"),
-        ),
-        f"reports @ {size}/day": (
-            run.python("reports", "--warehouse", str(library), "--tz", run.tz, *run.range_args()),
-            run.base_env,
-        ),
-    }
-    return {name: profile_one(run, name, argv, env) for name, (argv, env) in jobs.items()}
-
-
-def profile_one(run: SizeRun, name: str, argv: list[str], env: dict[str, str]) -> dict[str, Any]:
-    print(f"   profiling {name} ...", file=sys.stderr, flush=True)
-    raw = run.work / f"profile-{len(os.listdir(run.work))}.txt"
-    spy = [
-        "py-spy",
-        "record",
-        "--rate",
-        str(PROFILE_RATE_HZ),
-        "--format",
-        "raw",
-        "--output",
-        str(raw),
-        "--",
+    reports_argv = run.python(
+        "reports", "--warehouse", str(library), "--tz", run.tz, *run.range_args()
+    )
+    dagster_argv = run.python("dagster_sync", *run.range_args())
+    dagster = dagster_env(run, work / "dagster" / "warehouse.duckdb", work / "dagster_home")
+    return [
+        (f"library @ {size}/day", library_argv, run.base_env),
+        (f"library re-run @ {size}/day", library_argv, run.base_env),
+        (f"reports @ {size}/day", reports_argv, run.base_env),
+        (f"dagster @ {size}/day", dagster_argv, dagster),
     ]
+
+
+def profile_one(
+    run: SizeRun, name: str, mode: str, argv: list[str], env: dict[str, str]
+) -> dict[str, Any]:
+    print(f"   profiling {name} ({mode}) ...", file=sys.stderr, flush=True)
+    raw = run.work / f"profile-{len(os.listdir(run.work))}.txt"
+    flags = ["--threads", "--idle"] if mode == "wall" else ["--gil"]
+    spy = ["py-spy", "record", "--rate", str(PROFILE_RATE_HZ), *flags]
+    spy += ["--format", "raw", "--output", str(raw), "--"]
     child = run_child(spy + argv, env=env, timeout=TIMEOUTS["dagster"])
     if not raw.exists():
-        return {"error": child.stderr_tail[-600:], "text": "(no samples)"}
-    summary = summarise_samples(raw.read_text())
+        return {"error": last_line(child.stderr_tail), "text": "  (no samples)"}
+    summary = summarise_samples(raw.read_text(), main_thread_only=mode == "wall")
     summary["wall_s"] = round(child.wall_s, 3)
     return summary
 
 
-def summarise_samples(raw: str, top: int = PROFILE_TOP) -> dict[str, Any]:
+def summarise_samples(
+    raw: str, top: int = PROFILE_TOP, *, main_thread_only: bool = False
+) -> dict[str, Any]:
     """Self and inclusive sample shares per function from py-spy's collapsed stacks.
 
     Plumbing frames (interpreter start, thread workers, the import machinery) are left out of
@@ -524,9 +544,14 @@ def summarise_samples(raw: str, top: int = PROFILE_TOP) -> dict[str, Any]:
         stack, _, count_text = line.rpartition(" ")
         if not stack or not count_text.isdigit():
             continue
+        if main_thread_only and MAIN_THREAD_FRAME not in stack:
+            continue
         count = int(count_text)
         total += count
-        frames = [frame_name(frame) for frame in stack.split(";")]
+        frames = [frame_name(frame) for frame in stack.split(";") if "(" in frame]
+        frames = [frame for frame in frames if not frame.startswith(("thread ", "process "))]
+        if not frames:
+            continue
         own[frames[-1]] = own.get(frames[-1], 0) + count
         imports += count if any(IMPORT_FRAME in frame for frame in frames) else 0
         for frame in set(frames):

@@ -11,19 +11,19 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
-import duckdb
 import pytest
 from conftest import assert_same_events, expected_events, warehouse_events
 from dagster_duckdb import DuckDBResource
 
 from vis_pipeline.defs import build_definitions
 from vis_pipeline.defs.assets import ACCOUNT, EVENTS, USERS
-from vis_pipeline.defs.checks import TABLE_CHECKS
+from vis_pipeline.defs.checks import TABLE_CHECKS, build_checks
 from vis_pipeline.defs.jobs import SYNC_JOB, range_tags
 from vis_pipeline.defs.schedules import scheduled_days
 from vis_pipeline.settings import Settings
 from vis_pipeline.simulator.process import SimulatorOptions, SimulatorProcess
 from vis_pipeline.sync import local_day_window
+from vis_pipeline.warehouse import connect
 
 REPO = Path(__file__).resolve().parent.parent
 MONTH = SimulatorOptions(seed=3, start="2026-04-01", days=30, calls_per_day=60, users=4)
@@ -148,6 +148,8 @@ def test_a_backfill_of_30_separate_runs_has_no_lock_errors(
     first = date.fromisoformat(MONTH.start)
     days = [(first + timedelta(days=i)).isoformat() for i in range(MONTH.days)]
     shares = [days[i::3] for i in range(3)]
+    with dg.DagsterInstance.get():
+        pass  # create the instance's storage once, as a deployment has it before any run
     context = multiprocessing.get_context("spawn")
     with context.Pool(3) as pool:
         outcomes = pool.map(
@@ -170,23 +172,24 @@ def test_each_table_check_fails_on_a_corrupted_copy(
     settings = settings_for(month, warehouse_path)
     first = date.fromisoformat(MONTH.start)
     assert run_days(settings, first, first + timedelta(days=1)).success
-    checks = {spec.key.name: spec for spec in build_definitions(settings).asset_checks}
+    checks = {check.check_key.name: check for check in build_checks()}
+    one = "(SELECT min(event_id) FROM vis.events WHERE end_time IS NOT NULL)"
     corruptions = {
-        "unique_event_id": "INSERT INTO raw.events SELECT * REPLACE (event_id + 1 AS event_id) "
-        "FROM raw.events LIMIT 1",
-        "required_fields": "UPDATE vis.events SET phone_number = NULL WHERE event_id = "
-        "(SELECT min(event_id) FROM vis.events)",
+        "unique_event_id": "CREATE TABLE vis.loose AS SELECT * FROM vis.events; "
+        "DROP TABLE vis.events; ALTER TABLE vis.loose RENAME TO events; "
+        f"INSERT INTO vis.events SELECT * FROM vis.events WHERE event_id = {one};",
+        "required_fields": "ALTER TABLE vis.events ALTER COLUMN phone_number DROP NOT NULL; "
+        f"UPDATE vis.events SET phone_number = NULL WHERE event_id = {one};",
         "no_final_regressed": "UPDATE vis.events SET state = 'RINGING', is_final = false "
-        "WHERE event_id = (SELECT min(event_id) FROM vis.events WHERE end_time IS NOT NULL)",
-        "raw_matches_events": "DELETE FROM raw.events WHERE event_id = "
-        "(SELECT min(event_id) FROM raw.events)",
+        f"WHERE event_id = {one};",
+        "raw_matches_events": f"DELETE FROM raw.events WHERE event_id = {one};",
     }
     for name, corruption in corruptions.items():
         clean = checks[name](warehouse=DuckDBResource(database=str(warehouse_path)))
         assert clean.passed, name
         copy = tmp_path / f"{name}.duckdb"
         shutil.copy(warehouse_path, copy)
-        with duckdb.connect(str(copy)) as conn:
+        with connect(copy) as conn:
             conn.execute(corruption)
         broken = checks[name](warehouse=DuckDBResource(database=str(copy)))
         assert not broken.passed, name

@@ -66,7 +66,7 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
     return {
         "vis": VISClientResource(
             base_url=_env_or("VIS_BASE_URL", settings.base_url),
-            access_token=_env_or("VIS_ACCESS_TOKEN", ""),
+            access_token=_env_or("VIS_ACCESS_TOKEN", settings.access_token),
             page_size=settings.page_size,
             concurrency=settings.concurrency,
             timeout_seconds=settings.timeout_seconds,
