@@ -450,8 +450,13 @@ def run_dlt(run: SizeRun) -> None:
         argv,
         kind="dlt",
         verify=verify_table(run, path, DLT_TABLE),
-        notes=lambda r: f"import {r.get('import_s')} s",
+        notes=dlt_notes,
     )
+
+
+def dlt_notes(result: dict[str, Any]) -> str:
+    stages = ("import", "extract", "normalize", "load")
+    return ", ".join(f"{stage} {result.get(stage + '_s')} s" for stage in stages)
 
 
 def run_reports(run: SizeRun) -> None:
@@ -510,6 +515,7 @@ def profile_jobs(run: SizeRun, work: Path) -> list[tuple[str, list[str], dict[st
         (f"library re-run @ {size}/day", library_argv, run.base_env),
         (f"reports @ {size}/day", reports_argv, run.base_env),
         (f"dagster @ {size}/day", dagster_argv, dagster),
+        (f"dagster re-run @ {size}/day", dagster_argv, dagster),
     ]
 
 
@@ -548,11 +554,13 @@ def summarise_samples(
             continue
         count = int(count_text)
         total += count
-        frames = [frame_name(frame) for frame in stack.split(";") if "(" in frame]
-        frames = [frame for frame in frames if not frame.startswith(("thread ", "process "))]
-        if not frames:
+        raw_frames = [f for f in stack.split(";") if not f.startswith(("thread ", "process "))]
+        if not raw_frames:
             continue
-        own[frames[-1]] = own.get(frames[-1], 0) + count
+        frames = [frame_name(frame) for frame in raw_frames]
+        # Own time keeps the line: it says which statement waits or computes.
+        leaf = frame_name(raw_frames[-1], keep_line=True)
+        own[leaf] = own.get(leaf, 0) + count
         imports += count if any(IMPORT_FRAME in frame for frame in frames) else 0
         for frame in set(frames):
             if not any(marker in frame for marker in PLUMBING_FRAMES):
@@ -578,11 +586,16 @@ def summarise_samples(
     }
 
 
-def frame_name(frame: str) -> str:
-    """``func (path/to/file.py:12)`` -> ``func (file.py)``: one entry per function, not per line."""
+def frame_name(frame: str, *, keep_line: bool = False) -> str:
+    """``func (path/to/file.py:12)`` -> ``func (to/file.py)``, one entry per function (or
+    ``func (to/file.py:12)`` with ``keep_line``)."""
     name, _, where = frame.partition(" (")
-    filename = where.rstrip(")").rpartition(":")[0] or where.rstrip(")")
-    return f"{name} ({'/'.join(Path(filename).parts[-2:])})"
+    where = where.rstrip(")")
+    filename, _, line = where.rpartition(":")
+    if not filename:
+        filename, line = where, ""
+    short = "/".join(Path(filename).parts[-2:])
+    return f"{name} ({short}:{line})" if keep_line and line else f"{name} ({short})"
 
 
 def add_ratios(rows: list[Row]) -> None:

@@ -195,22 +195,22 @@ class VISClient:
         self._base_url = base_url.rstrip("/")
         self._secrets: tuple[str, ...] = (token,) if token else ()
         self._retry = retry
-        self._budget: RetryBudget = self._retry.new_budget()
+        self._budget: RetryBudget = retry.new_budget()
         self._operations = operations()
-        # Every request of an extraction runs on a pool of ``concurrency`` threads.
-        connections = concurrency
-        self._http = httpx.Client(
-            headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
-            timeout=httpx.Timeout(timeout),
-            limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
-            transport=transport,
-        )
+        # Checks the numbers before any connection exists.
         self._extractor = WindowExtractor(
             self,
             page_size=page_size,
             concurrency=concurrency,
             max_pages_per_window=max_pages_per_window,
             edge_margin_ms=edge_margin_ms,
+        )
+        # Every request of an extraction runs on a pool of ``concurrency`` threads.
+        self._http = httpx.Client(
+            headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+            timeout=httpx.Timeout(timeout),
+            limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
+            transport=transport,
         )
 
     # -- lifecycle -------------------------------------------------------------------------

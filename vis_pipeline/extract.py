@@ -68,6 +68,9 @@ _T = TypeVar("_T")
 Window = tuple[datetime, datetime]
 """A time window ``[start, end)`` of tz-aware datetimes."""
 
+_Page = tuple[list[Any], list[int | None]]
+"""A page's records, and the start instant (ms) of each one that is surely valid."""
+
 
 class VISIncompleteWindow(VISError):
     """The events fetched for a window never matched the API's count, even piece by piece."""
@@ -219,7 +222,8 @@ class _Run:
     order: int
     """Position of the window in the order extractions began: earlier ones are served first."""
     tally: Tally = field(default_factory=Tally)
-    pool: dict[Any, Any] = field(default_factory=dict)
+    pool: dict[Any, tuple[Any, int | None]] = field(default_factory=dict)
+    """Distinct records by key, each with its start instant when surely valid."""
     sub_windows: int = 0
 
 
@@ -261,59 +265,47 @@ def _start_ms(record: Any) -> int | None:
 def _valid_start_ms(record: Any) -> int | None:
     """startTime (ms) of a record that certainly passes ``event_problem``; None: not certain.
 
-    The fast path of validation, the same checks with plain types only and without the
-    per-field Python calls (this runs once per record). Anything it is not sure of goes to
-    ``event_problem``, which has the last word and gives the reason.
+    The fast path of validation: the same checks on plain types, inline, because this runs
+    once per record. Anything it is not sure of goes to ``event_problem``, which has the last
+    word and gives the reason.
     """
-    if type(record) is not dict:
-        return None
-    get = record.get
-    if not (
-        type(get("id")) is int
-        and type(get("accountId")) is int
-        and type(get("userId")) is int
-        and type(get("uciId")) is int
-    ):
-        return None
-    kind, direction, state = get("type"), get("direction"), get("state")
-    if not (
-        type(kind) is str
-        and kind in RECORD_TYPES
-        and type(direction) is str
-        and direction in DIRECTIONS
-        and type(state) is str
-        and state in STATES
-        and type(get("phoneNumber")) is str
-    ):
-        return None
-    start, answer, end, duration = (
-        get("startTime"),
-        get("answerTime"),
-        get("endTime"),
-        get("duration"),
-    )
     try:
+        if not (
+            type(record["id"]) is int
+            and type(record["accountId"]) is int
+            and type(record["userId"]) is int
+            and type(record["uciId"]) is int
+            and record["type"] in RECORD_TYPES
+            and record["direction"] in DIRECTIONS
+            and record["state"] in STATES
+            and type(record["phoneNumber"]) is str
+        ):
+            return None
+        start = record["startTime"]
         moment = _fromisoformat(start)
+        get = record.get
+        answer = get("answerTime")
         if answer is not None:
             _fromisoformat(answer)
+            if len(answer) < _MIN_INSTANT_LENGTH:
+                return None
+        end = get("endTime")
         if end is not None:
             _fromisoformat(end)
-    except (TypeError, ValueError):
+            if len(end) < _MIN_INSTANT_LENGTH:
+                return None
+    except (KeyError, TypeError, ValueError):
+        # Missing field, not a dict, unhashable enum value, unreadable instant: ask the slow path.
         return None
-    # parse_instant_ms also refuses the short forms fromisoformat reads (e.g. 20260105).
-    if len(start) < _MIN_INSTANT_LENGTH or (
-        (answer is not None and len(answer) < _MIN_INSTANT_LENGTH)
-        or (end is not None and len(end) < _MIN_INSTANT_LENGTH)
-    ):
-        return None
+    duration = get("duration")
     if duration is not None and (type(duration) is not int or duration < 0):
         return None
     for name in _OPTIONAL_TEXT:
         text = get(name)
         if text is not None and type(text) is not str:
             return None
-    if moment.tzinfo is None:
-        return None  # read as UTC by parse_instant_ms: let it do so
+    if len(start) < _MIN_INSTANT_LENGTH or moment.tzinfo is None:
+        return None  # parse_instant_ms refuses short text and reads naive text as UTC
     return (moment - _EPOCH) // _ONE_MS
 
 
@@ -627,24 +619,20 @@ class WindowExtractor:
             for part in self._plan(run, part_lo, part_hi, part_count)
         ]
 
-    def _fetch(self, run: _Run, pieces: list[_Piece]) -> list[list[list[Any]]]:
+    def _fetch(self, run: _Run, pieces: list[_Piece]) -> list[list[_Page]]:
         """All pages of all ``pieces``, fetched concurrently, in page order per piece."""
         first = self._current().first_page
-        jobs: list[tuple[int, int, Future[list[Any] | None]]] = []
+        jobs: list[tuple[int, int, Future[_Page]]] = []
         for index, piece in enumerate(pieces):
             for page in range(first, first + piece.page_count()):
                 future = self._on_pool(
-                    run,
-                    BULK,
-                    lambda piece=piece, page=page: self._source.fetch_page(
-                        piece.lo, piece.hi, page, piece.size, run.tally
-                    ),
+                    run, BULK, lambda piece=piece, page=page: self._page(run, piece, page)
                 )
                 jobs.append((index, page, future))
-        fetched: list[list[list[Any]]] = [[] for _ in pieces]
+        fetched: list[list[_Page]] = [[] for _ in pieces]
         for position, (index, page, future) in enumerate(jobs):
             try:
-                records = future.result()
+                fetched[index].append(future.result())
             except VISRetriesExhausted as exc:
                 for _, _, later in jobs[position + 1 :]:
                     later.cancel()
@@ -653,25 +641,33 @@ class WindowExtractor:
                 for _, _, later in jobs[position + 1 :]:
                     later.cancel()
                 raise
-            fetched[index].append(records or [])
         return fetched
 
+    def _page(self, run: _Run, piece: _Piece, page: int) -> _Page:
+        """One page and the start instant of each record that is surely valid (None: unsure).
+
+        Validating here, on the worker that parsed the page, keeps the work in short slices
+        between requests instead of one long stretch that would hold up every worker.
+        """
+        records = self._source.fetch_page(piece.lo, piece.hi, page, piece.size, run.tally) or []
+        return records, [_valid_start_ms(record) for record in records]
+
     def _absorb(
-        self, run: _Run, piece: _Piece, pages: list[list[Any]], only_ms: int | None = None
+        self, run: _Run, piece: _Piece, pages: list[_Page], only_ms: int | None = None
     ) -> None:
         """Add the records of ``pages`` to the piece's keys and the window's pool (deduped)."""
         pool = run.pool
         keys = piece.keys
-        for page in pages:
-            for record in page:
-                if only_ms is not None and _start_ms(record) != only_ms:
+        for records, moments in pages:
+            for record, moment in zip(records, moments, strict=True):
+                if only_ms is not None and (moment or _start_ms(record)) != only_ms:
                     continue
                 rid = record.get("id") if type(record) is dict else None
                 key = rid if type(rid) is int else record_key(record)
                 keys.add(key)
                 known = pool.get(key)
-                if known is None or _fresher(record, known):
-                    pool[key] = record
+                if known is None or _fresher(record, known[0]):
+                    pool[key] = (record, moment)
 
     def _resolve(self, pieces: list[_Piece], run: _Run) -> None:
         """Fetch ``pieces`` and make each match its count (or raise _PieceIncomplete)."""
@@ -684,7 +680,7 @@ class WindowExtractor:
             if not piece.complete():
                 self._settle(run, piece, pages)
 
-    def _settle(self, run: _Run, piece: _Piece, pages: list[list[Any]]) -> None:
+    def _settle(self, run: _Run, piece: _Piece, pages: list[_Page]) -> None:
         """Make a piece that fell short of its count whole, cheapest remedy first."""
         LOGGER.debug(
             "range (%d, %d): count %d, %d distinct; repairing",
@@ -693,12 +689,12 @@ class WindowExtractor:
             piece.count,
             len(piece.keys),
         )
-        short = [len(page) for page in pages[:-1] if 0 < len(page) < piece.size]
+        short = [len(page) for page, _ in pages[:-1] if 0 < len(page) < piece.size]
         if short and self._lower_size(max(short)) < piece.size:
             self._refetch_whole(run, piece)
             if piece.complete():
                 return
-        ties = _straddling_ties(pages)
+        ties = _straddling_ties([records for records, _ in pages])
         if ties:
             self._repair_ties(run, piece, ties)
             if piece.complete():
@@ -763,8 +759,7 @@ class WindowExtractor:
         rejected: list[RejectedRecord] = []
         outside = 0
         start_ms, end_ms = run.start_ms, run.end_ms
-        for key, record in run.pool.items():
-            moment = _valid_start_ms(record)
+        for key, (record, moment) in run.pool.items():
             if moment is None:
                 problem = _problem(record)
                 if problem is None:

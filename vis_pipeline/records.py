@@ -11,10 +11,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-LIVE_STATES: frozenset[str] = frozenset({"INITIALIZING", "RINGING", "ACTIVE", "HELD", "REMOTE_HELD"})
+LIVE_STATES: frozenset[str] = frozenset(
+    {"INITIALIZING", "RINGING", "ACTIVE", "HELD", "REMOTE_HELD"}
+)
 """States of a call still in progress: its record will change."""
 
-FINAL_STATES: frozenset[str] = frozenset({"DETACHED", "REJECTED", "CANCELLED", "ANSWERED", "MISSED"})
+FINAL_STATES: frozenset[str] = frozenset(
+    {"DETACHED", "REJECTED", "CANCELLED", "ANSWERED", "MISSED"}
+)
 """States of a finished call: its record is settled."""
 
 STATES: frozenset[str] = LIVE_STATES | FINAL_STATES

@@ -95,7 +95,12 @@ def main(argv: list[str] | None = None) -> int:
     with profiled(args.profile):
         pipeline, events = build_pipeline(args, token)
         imported = time.perf_counter()
-        info = pipeline.run(events())
+        # run() is extract + normalize + load; called one by one to time each stage.
+        pipeline.extract(events())
+        extracted = time.perf_counter()
+        pipeline.normalize()
+        normalized = time.perf_counter()
+        info = pipeline.load()
     finished = time.perf_counter()
     emit(
         {
@@ -103,6 +108,9 @@ def main(argv: list[str] | None = None) -> int:
             "loads": len(info.loads_ids),
             "failed_jobs": bool(info.has_failed_jobs),
             "import_s": round(imported - started, 3),
+            "extract_s": round(extracted - imported, 3),
+            "normalize_s": round(normalized - extracted, 3),
+            "load_s": round(finished - normalized, 3),
             "work_s": round(finished - imported, 3),
         }
     )

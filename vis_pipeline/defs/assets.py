@@ -82,7 +82,7 @@ def build_events_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDef
                 days,
                 tz,
                 full=config.full,
-                run_id=context.run_id,
+                run_id=context.run.run_id,
             )
         with write_connection(warehouse) as conn:
             reconciliation = wh.reconcile(conn, days)
