@@ -148,16 +148,25 @@ def test_window_results_account_for_every_event(
     _assert_exactly([e for r in results for e in r.events], truth)
 
 
-def test_fault_storm(sim: SimulatorProcess, truth: dict[int, dict[str, Any]]) -> None:
+@pytest.mark.parametrize(
+    ("first_page", "edges", "page_cap"), [(1, "strict", 100), (0, "half-open", 20)]
+)
+def test_fault_storm(
+    sim: SimulatorProcess,
+    truth: dict[int, dict[str, Any]],
+    first_page: int,
+    edges: str,
+    page_cap: int,
+) -> None:
     control = sim.control
     control.set_behaviour(
         probability=0.3,
         seed=17,
         retry_after="0",
         slow_seconds=FAULT_SLOW_SECONDS,
-        first_page=1,
-        edges="strict",
-        page_cap=100,
+        first_page=first_page,
+        edges=edges,
+        page_cap=page_cap,
         unstable_ties=True,
     )
     with _client(sim, timeout=FAULT_TIMEOUT, retry=STORM_RETRIES) as client:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -80,6 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Dagster flags single-run backfills as beta on every load; it is not the user's concern.
+    warnings.filterwarnings("ignore", message=".*backfill_policy.*")
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -121,6 +124,8 @@ def run_sync(settings: Settings, first: date, last: date, *, full: bool = False)
     from vis_pipeline.defs import build_definitions
     from vis_pipeline.defs.jobs import SYNC_JOB, range_tags
 
+    if not settings.access_token:
+        raise UsageError("VIS_ACCESS_TOKEN is not set (the API needs a bearer token)")
     earliest = date.fromisoformat(settings.start_date)
     if first < earliest:
         raise UsageError(f"--from {first} is before VIS_START_DATE ({earliest})")
@@ -133,7 +138,11 @@ def run_sync(settings: Settings, first: date, last: date, *, full: bool = False)
         result = job.execute_in_process(
             instance=instance,
             tags=range_tags(first, last),
-            run_config={"ops": {"vis__events": {"config": {"full": full}}}},
+            run_config={
+                "ops": {"vis__events": {"config": {"full": full}}},
+                # The run's full log is in DAGSTER_HOME (and the UI); failures are summed up below.
+                "loggers": {"console": {"config": {"log_level": "CRITICAL"}}},
+            },
             raise_on_error=False,
         )
     return SyncOutcome(
@@ -149,8 +158,9 @@ def _first_failure(result: object) -> str:
     for event in result.all_events:  # type: ignore[attr-defined]
         if event.is_step_failure:
             error = event.step_failure_data.error
-            # Dagster wraps the user's exception; the innermost one says what went wrong.
-            while error.cause is not None:
+            # Dagster wraps the user's exception: the project's own error says it best, else
+            # the innermost cause does.
+            while error.cause is not None and not error.cls_name.startswith("VIS"):
                 error = error.cause
             return f"{event.step_key}: {error.message.strip()}"
     return "the run failed"
