@@ -304,6 +304,37 @@ def test_token_never_logged_nor_shown(
     assert token not in _text_of(caught.value)
 
 
+def test_a_token_no_header_can_carry_is_refused_without_showing_it() -> None:
+    for token, visible_part in (("hidden-part\nX-Injected: 1", "hidden-part"), ("sécret", "cret")):
+        with pytest.raises(ValueError) as caught:
+            VISClient("http://127.0.0.1:9/t/vbc.prod/vis/v1", token)
+        assert visible_part not in _text_of(caught.value)
+
+
+def test_a_proxy_from_the_environment_is_honoured(
+    fresh_simulator: SimulatorProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy", "HTTPS_PROXY", "https_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    # A proxy that refuses connections: a request that honours it cannot get through.
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+    monkeypatch.setenv("http_proxy", "http://127.0.0.1:9")
+    no_retry = RetryPolicy(max_attempts=1)
+    with VISClient(fresh_simulator.base_url, fresh_simulator.token, retry=no_retry) as client:
+        with pytest.raises(VISRetriesExhausted, match="ConnectError"):
+            client.get_user()
+        with pytest.raises(VISRetriesExhausted, match="ConnectError"):
+            client.count_window(datetime(2026, 3, 2, tzinfo=UTC), datetime(2026, 3, 3, tzinfo=UTC))
+    assert fresh_simulator.control.stats()["total"] == 0
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    monkeypatch.setenv("no_proxy", "127.0.0.1")
+    with VISClient(fresh_simulator.base_url, fresh_simulator.token, retry=no_retry) as client:
+        client.get_user()
+        assert client.count_window(
+            datetime(2026, 3, 2, tzinfo=UTC), datetime(2026, 3, 3, tzinfo=UTC)
+        )
+
+
 # -- retries ---------------------------------------------------------------------------------
 
 

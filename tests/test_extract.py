@@ -67,6 +67,7 @@ def large() -> Iterator[SimulatorProcess]:
 
 @pytest.fixture
 def sim(large: SimulatorProcess) -> Iterator[SimulatorProcess]:
+    """The acceptance simulator with default behaviour and fresh statistics."""
     large.control.reset_behaviour()
     large.control.reset_stats()
     yield large

@@ -1,14 +1,15 @@
-"""The VIS API client: one pooled HTTP connection set, typed calls, retries, window extraction.
+"""The VIS API client: one httpx client and its connection pool, typed calls, retries, windows.
 
 Every operation of the spec has a method with a Python name; the wire names (``getRoles``,
 ``callUnold``...) come from the spec's operation table and stay on the wire. Answers are the
 API's JSON, unchanged. The access token lives in one request header and is scrubbed from every
-message this module writes.
+message this module writes. A client is safe to share between threads.
 """
 
 from __future__ import annotations
 
 import logging
+import urllib.request
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
@@ -149,9 +150,13 @@ def _error_class(status: int) -> type[VISAPIError]:
 
 
 def _scrub(text: str, secrets: Iterable[str]) -> str:
+    """``text`` without any secret, also in the escaped spellings repr() gives them."""
     for secret in secrets:
-        if secret:
-            text = text.replace(secret, REDACTED)
+        if not secret:
+            continue
+        spellings = {secret, repr(secret)[1:-1], repr(secret.encode("utf-8", "replace"))[2:-1]}
+        for spelling in sorted(spellings, key=len, reverse=True):
+            text = text.replace(spelling, REDACTED)
     return text
 
 
@@ -192,6 +197,9 @@ class VISClient:
         edge_margin_ms: int = DEFAULT_EDGE_MARGIN_MS,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
+        if not (token.isascii() and token.isprintable()):
+            # Said without the token: it must not reach any message.
+            raise ValueError("the access token holds characters an HTTP header cannot carry")
         self._base_url = base_url.rstrip("/")
         self._secrets: tuple[str, ...] = (token,) if token else ()
         self._retry = retry
@@ -206,12 +214,25 @@ class VISClient:
             edge_margin_ms=edge_margin_ms,
         )
         # Every request of an extraction runs on a pool of ``concurrency`` threads.
-        self._http = httpx.Client(
-            headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
-            timeout=httpx.Timeout(timeout),
-            limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
-            transport=transport,
-        )
+        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+        self._headers = {
+            "Authorization": f"Bearer {token}",
+            "Accept": "application/json",
+            "Accept-Encoding": "gzip, deflate",
+        }
+        client_timeout = httpx.Timeout(timeout)
+        self._extensions = {"timeout": client_timeout.as_dict()}
+        self._direct: httpx.BaseTransport | None = None
+        if transport is None and _proxied(self._base_url):
+            # httpx applies the environment's proxy only to a client that builds its own pool.
+            self._http = httpx.Client(headers=self._headers, timeout=client_timeout, limits=limits)
+        else:
+            # Requests go straight to the client's pool: the client's per-request machinery
+            # (auth flow, redirects, cookies, hooks) costs more than parsing a page does.
+            self._direct = transport or httpx.HTTPTransport(limits=limits)
+            self._http = httpx.Client(
+                headers=self._headers, timeout=client_timeout, transport=self._direct
+            )
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -277,32 +298,32 @@ class VISClient:
             if tally is not None:
                 tally.add_request()
             retry_after: str | None = None
+            failure: Exception | None = None
             try:
-                response = self._http.request(
-                    method, url, params=params, content=content, headers=headers
-                )
+                response = self._send(method, url, params, content, headers)
+                LOGGER.debug("%s %s: HTTP %d", method, url, response.status_code)
                 if response.status_code < 300:
                     return _decode(response, expect)
             except Exception as exc:
-                if not policy.retries_exception(exc, idempotent=idempotent):
-                    raise VISTransportError(
-                        f"{operation}: {_scrub(_describe(exc), secrets)}; not retried"
-                    ) from exc
-                cause = _scrub(_describe(exc), secrets)
-                last: BaseException | None = exc
+                failure = exc
+            # Raised outside the handler and never chained: the raw exception's text may hold
+            # what was sent (httpx quotes a refused header value whole).
+            if failure is not None:
+                cause = _scrub(_describe(failure), secrets)
+                if not policy.retries_exception(failure, idempotent=idempotent):
+                    raise VISTransportError(f"{operation}: {cause}; not retried") from None
             else:
                 status = response.status_code
                 if not policy.retries_status(status):
                     raise _api_error(operation, response, secrets)
                 cause = f"HTTP {status}"
                 retry_after = response.headers.get("Retry-After")
-                last = None
             if attempt >= policy.max_attempts:
-                raise VISRetriesExhausted(operation, attempt, cause) from last
+                raise VISRetriesExhausted(operation, attempt, cause) from None
             if not self._budget.try_spend():
                 raise VISRetriesExhausted(
                     operation, attempt, cause, budget_exhausted=True
-                ) from last
+                ) from None
             if tally is not None:
                 tally.add_retry()
             delay = policy.delay_for(attempt, retry_after)
@@ -315,6 +336,32 @@ class VISClient:
                 delay,
             )
             policy.sleep(delay)
+
+    def _send(
+        self,
+        method: str,
+        url: httpx.URL,
+        params: dict[str, Any] | None,
+        content: bytes | None,
+        headers: dict[str, str] | None,
+    ) -> httpx.Response:
+        """One exchange, its body read in full, with the client's headers and timeout."""
+        if self._direct is None:
+            return self._http.request(method, url, params=params, content=content, headers=headers)
+        request = httpx.Request(
+            method,
+            url,
+            params=params,
+            content=content,
+            headers={**self._headers, **headers} if headers else self._headers,
+            extensions=self._extensions,
+        )
+        response = self._direct.handle_request(request)
+        try:
+            response.read()
+        finally:
+            response.close()
+        return response
 
     # -- window extraction -----------------------------------------------------------------
 
@@ -547,6 +594,15 @@ class VISClient:
     def renew_webhook(self, webhook_id: int | str) -> dict[str, Any]:
         """Extend a webhook's life and clear its failed flag (renewWebhook)."""
         return self._call("renewWebhook", resource_id=webhook_id)
+
+
+def _proxied(base_url: str) -> bool:
+    """Whether the environment sends ``base_url`` through a proxy (read as httpx reads it)."""
+    url = httpx.URL(base_url)
+    proxies = urllib.request.getproxies()
+    if not (proxies.get(url.scheme) or proxies.get("all")):
+        return False
+    return not urllib.request.proxy_bypass(url.host)
 
 
 def _decode(response: httpx.Response, expect: type | None) -> Any:

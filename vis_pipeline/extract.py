@@ -196,9 +196,11 @@ class _Piece:
     keys: set[Any] = field(default_factory=set)
 
     def page_count(self) -> int:
+        """Pages the count needs at this piece's page size."""
         return math.ceil(self.count / self.size) if self.count > 0 else 0
 
     def complete(self) -> bool:
+        """Whether the distinct records seen match the count."""
         return len(self.keys) == self.count
 
 
@@ -455,6 +457,7 @@ class WindowExtractor:
     # -- lifecycle -------------------------------------------------------------------------
 
     def _executor(self) -> _PriorityPool:
+        """The shared request pool, started on first use."""
         with self._pool_lock:
             if self._closed:
                 raise RuntimeError("the client is closed")
@@ -556,6 +559,7 @@ class WindowExtractor:
         return recount
 
     def _on_pool(self, run: _Run, lane: int, call: Callable[[], _T]) -> Future[_T]:
+        """Run one request of ``run`` on the shared pool, in ``lane``."""
         return self._executor().submit((lane, run.order), call)
 
     def _learn_profile(self, run: _Run, lo: int, hi: int, count: int) -> None:
@@ -594,9 +598,11 @@ class WindowExtractor:
             return current.size
 
     def _current(self) -> PagingProfile:
+        """The profile in force (the asked page size from page 0 until one is learned)."""
         return self._profile or PagingProfile(0, self._page_size)
 
     def _count_all(self, run: _Run, ranges: list[tuple[int, int]]) -> list[int]:
+        """The API's count of each range, asked concurrently."""
         futures = [
             self._on_pool(
                 run, URGENT, lambda lo=lo, hi=hi: self._source.count_range(lo, hi, run.tally)
@@ -754,6 +760,7 @@ class WindowExtractor:
     # -- results ---------------------------------------------------------------------------
 
     def _result(self, run: _Run, api_count: int, placed: _Placed, seconds: float) -> WindowResult:
+        """Sort the pool into the window's events and rejected records, with the figures."""
         events: list[dict[str, Any]] = []
         moments: list[int] = []
         rejected: list[RejectedRecord] = []
@@ -807,6 +814,7 @@ class WindowExtractor:
         return WindowResult(run.window[0], run.window[1], events, rejected, stats)
 
     def _events(self, results: Iterator[WindowResult]) -> Iterator[dict[str, Any]]:
+        """The events of each result in turn."""
         for result in results:
             yield from result.events
 
