@@ -97,7 +97,7 @@ def event_problem(record: Any) -> str | None:
         value = record.get(name)
         if value is None:
             return f"{name}: required field missing"
-        if value not in known:
+        if not isinstance(value, str) or value not in known:
             return f"{name}: unknown value {value!r}"
     phone = record.get("phoneNumber")
     if phone is None:

@@ -14,11 +14,12 @@ from zoneinfo import ZoneInfo
 import duckdb
 
 from vis_pipeline.client import VISClient
+from vis_pipeline.extract import WindowResult
 from vis_pipeline.normalize import normalize_events
 from vis_pipeline.warehouse import WindowSync, load_window, record_settled, window_is_settled
 
 OpenWarehouse = Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]]
-"""Opens a write connection to the warehouse for one short transaction (and closes it)."""
+"""Opens a write connection to the warehouse for the run (and closes it at the end)."""
 
 
 @dataclass(frozen=True)
@@ -64,81 +65,80 @@ def sync_days(
 ) -> list[DaySync]:
     """Sync each local day of ``days``: settled days cost one count, the rest are fetched.
 
-    Each fetched day is written in one transaction, so a run killed mid-way leaves whole days
-    behind it and re-running is always safe.
+    One connection serves the whole run (opening and closing a DuckDB file per day costs a
+    checkpoint each time); each fetched day is still its own transaction, so a run killed
+    mid-way leaves whole days behind it and re-running is always safe.
     """
     windows = {day: local_day_window(day, tz) for day in days}
-    done: list[DaySync] = []
-    to_fetch: list[date] = []
-    for day in days:
-        settled = (
-            None
-            if full
-            else _settle_if_unchanged(client, open_warehouse, day, windows[day], run_id)
-        )
-        if settled is None:
-            to_fetch.append(day)
-        else:
-            done.append(settled)
-    results = client.iter_windows(windows[day] for day in to_fetch)
-    for day, result in zip(to_fetch, results, strict=True):
-        synced_at = datetime.now(UTC)
-        batch = normalize_events(result.events, result.rejected, tz, synced_at)
-        stats = result.stats
-        window = WindowSync(
-            local_date=day,
-            window_start=result.start,
-            window_end=result.end,
-            api_count=stats.window_count,
-            api_margin_count=stats.api_count,
-            pages=stats.pages,
-            requests=stats.requests,
-            retries=stats.retries,
-            seconds=stats.seconds,
-            run_id=run_id,
-        )
-        with open_warehouse() as conn:
-            load = load_window(conn, batch, window)
-        done.append(
-            DaySync(
-                local_date=day,
-                status="loaded",
-                api_count=stats.window_count,
-                loaded=load.loaded,
-                rejected=load.rejected,
-                pages=stats.pages,
-                requests=stats.requests,
-                retries=stats.retries,
-                seconds=stats.seconds,
-            )
-        )
-    return sorted(done, key=lambda item: item.local_date)
-
-
-def _settle_if_unchanged(
-    client: VISClient,
-    open_warehouse: OpenWarehouse,
-    day: date,
-    window: tuple[datetime, datetime],
-    run_id: str | None,
-) -> DaySync | None:
-    """Record ``day`` as settled and return it, or None when it must be fetched."""
-    margin_count = client.count_window(*window)
     with open_warehouse() as conn:
-        previous = window_is_settled(conn, day, margin_count)
+        settled = [] if full else _settled_days(client, conn, windows, run_id)
+        to_fetch = [day for day in days if day not in {item.local_date for item in settled}]
+        results = client.iter_windows(windows[day] for day in to_fetch)
+        loaded = [
+            _load_day(conn, day, result, tz, run_id)
+            for day, result in zip(to_fetch, results, strict=True)
+        ]
+    return sorted(settled + loaded, key=lambda item: item.local_date)
+
+
+def _load_day(
+    conn: duckdb.DuckDBPyConnection, day: date, result: WindowResult, tz: str, run_id: str | None
+) -> DaySync:
+    """Normalise one fetched day and write it in one transaction."""
+    batch = normalize_events(result.events, result.rejected, tz, datetime.now(UTC))
+    stats = result.stats
+    window = WindowSync(
+        local_date=day,
+        window_start=result.start,
+        window_end=result.end,
+        api_count=stats.window_count,
+        api_margin_count=stats.api_count,
+        pages=stats.pages,
+        requests=stats.requests,
+        retries=stats.retries,
+        seconds=stats.seconds,
+        run_id=run_id,
+    )
+    load = load_window(conn, batch, window)
+    return DaySync(
+        local_date=day,
+        status="loaded",
+        api_count=stats.window_count,
+        loaded=load.loaded,
+        rejected=load.rejected,
+        pages=stats.pages,
+        requests=stats.requests,
+        retries=stats.retries,
+        seconds=stats.seconds,
+    )
+
+
+def _settled_days(
+    client: VISClient,
+    conn: duckdb.DuckDBPyConnection,
+    windows: dict[date, tuple[datetime, datetime]],
+    run_id: str | None,
+) -> list[DaySync]:
+    """The days whose API count and stored events show nothing new, recorded as settled."""
+    settled = []
+    for day, window in windows.items():
+        previous = window_is_settled(conn, day, client.count_window(*window))
         if previous is None:
-            return None
+            continue
         record_settled(
             conn, replace(previous, pages=0, requests=1, retries=0, seconds=0.0, run_id=run_id)
         )
-    return DaySync(
-        local_date=day,
-        status="settled",
-        api_count=previous.api_count,
-        loaded=0,
-        rejected=0,
-        pages=0,
-        requests=1,
-        retries=0,
-        seconds=0.0,
-    )
+        settled.append(
+            DaySync(
+                local_date=day,
+                status="settled",
+                api_count=previous.api_count,
+                loaded=0,
+                rejected=0,
+                pages=0,
+                requests=1,
+                retries=0,
+                seconds=0.0,
+            )
+        )
+    return settled
