@@ -366,7 +366,7 @@ def run_floor(run: SizeRun) -> None:
 def run_library(run: SizeRun) -> None:
     path = run.work / "library" / "warehouse.duckdb"
     argv = run.python(
-        "library",
+        "direct",
         "--base-url",
         run.sim.base_url,
         "--warehouse",
@@ -496,7 +496,7 @@ def profile_jobs(run: SizeRun, work: Path) -> list[tuple[str, list[str], dict[st
     size = run.calls_per_day
     library = work / "library" / "warehouse.duckdb"
     library_argv = run.python(
-        "library",
+        "direct",
         "--base-url",
         run.sim.base_url,
         "--warehouse",

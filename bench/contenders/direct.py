@@ -4,7 +4,7 @@
 project's default settings) and ``warehouse.connect`` for each write transaction. Run it on a
 warehouse file that already holds the range and it is the re-run: settled days cost one count.
 
-    python -m bench.contenders.library --base-url URL --warehouse FILE --first D --last D
+    python -m bench.contenders.direct --base-url URL --warehouse FILE --first D --last D
 """
 
 from __future__ import annotations
