@@ -87,6 +87,15 @@ HOLD_SHARE = 0.12
 TIE_GROUP_EVERY = 150
 """One group of calls sharing a startTime per this many calls."""
 
+CALLBACK_SHARE = 0.6
+"""Share of missed inbound calls a user tries to call back (an outbound call to that number)."""
+
+CALLBACK_MEAN_DELAY_MS = 2 * HOUR_MS
+"""Mean delay before such a callback; the callback is the next outbound call after it."""
+
+CALLBACK_WITHIN_MS = 30 * HOUR_MS
+"""A callback is looked for this long after the missed call at most (some land too late)."""
+
 _ABSENT = -1
 _NULL = -2
 
@@ -371,6 +380,8 @@ def _documents(
         np.where(roll < 0.16, _NULL, rng.integers(0, len(CALLER_NAMES), count)),
     ).tolist()
     phones = phone_numbers(rng, count)
+    # Its own generator: callbacks leave every other draw of the data set as it was.
+    _call_back(np.random.default_rng([account_id, 2]), phones, timeline)
     external = rng.integers(0, 2**48, count).tolist()
     has_external = (rng.random(count) >= 0.05).tolist()
     starts = _iso(timeline.start)
@@ -403,6 +414,28 @@ def _documents(
         record["duration"] = durations[i]
         docs.append(dumps_compact(record))
     return docs
+
+
+def _call_back(rng: np.random.Generator, phones: list[str], timeline: _Timeline) -> None:
+    """Turn some outbound calls into callbacks of earlier missed calls (same phone number),
+    so that the unreturned-missed-calls report has both kinds to tell apart."""
+    order = np.argsort(timeline.start, kind="stable")
+    outbound = order[~timeline.inbound[order]]
+    outbound_starts = timeline.start[outbound]
+    taken: set[int] = set()
+    missed = order[timeline.inbound[order] & (timeline.state[order] == "MISSED")]
+    for call in missed.tolist():
+        if rng.random() >= CALLBACK_SHARE:
+            continue
+        wanted = timeline.start[call] + int(rng.exponential(CALLBACK_MEAN_DELAY_MS))
+        slot = int(np.searchsorted(outbound_starts, wanted))
+        while slot < len(outbound) and int(outbound[slot]) in taken:
+            slot += 1
+        if slot < len(outbound) and outbound_starts[slot] - timeline.start[call] <= (
+            CALLBACK_WITHIN_MS
+        ):
+            taken.add(int(outbound[slot]))
+            phones[int(outbound[slot])] = phones[call]
 
 
 def _events(ids: list[int], docs: list[bytes], timeline: _Timeline) -> list[SimEvent]:
