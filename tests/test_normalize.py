@@ -25,39 +25,44 @@ from vis_pipeline.records import (
 NEW_YORK = "America/New_York"
 SYNCED_AT = datetime(2026, 3, 10, 12, 0, 0, 123000, tzinfo=UTC)
 
+INT = "int64[pyarrow]"
+TEXT = "string[pyarrow]"
+FLAG = "bool[pyarrow]"
+INSTANT = "timestamp[ms, tz=UTC][pyarrow]"
+DAY_TYPE = "date32[day][pyarrow]"
 EXPECTED_EVENT_DTYPES = {
-    "event_id": "Int64",
-    "external_id": "string",
-    "record_type": "string",
-    "account_id": "Int64",
-    "user_id": "Int64",
-    "uci_id": "Int64",
-    "direction": "string",
-    "caller_id": "string",
-    "phone_number": "string",
-    "state": "string",
-    "is_final": "bool",
-    "start_time": "datetime64[ms, UTC]",
-    "answer_time": "datetime64[ms, UTC]",
-    "end_time": "datetime64[ms, UTC]",
-    "duration_ms": "Int64",
-    "sms_data": "string",
-    "local_date": "date32[day][pyarrow]",
-    "synced_at": "datetime64[ms, UTC]",
+    "event_id": INT,
+    "external_id": TEXT,
+    "record_type": TEXT,
+    "account_id": INT,
+    "user_id": INT,
+    "uci_id": INT,
+    "direction": TEXT,
+    "caller_id": TEXT,
+    "phone_number": TEXT,
+    "state": TEXT,
+    "is_final": FLAG,
+    "start_time": INSTANT,
+    "answer_time": INSTANT,
+    "end_time": INSTANT,
+    "duration_ms": INT,
+    "sms_data": TEXT,
+    "local_date": DAY_TYPE,
+    "synced_at": INSTANT,
 }
 EXPECTED_RAW_DTYPES = {
-    "event_id": "Int64",
-    "payload": "string",
-    "state": "string",
-    "is_final": "bool",
-    "start_time": "datetime64[ms, UTC]",
-    "local_date": "date32[day][pyarrow]",
+    "event_id": INT,
+    "payload": TEXT,
+    "state": TEXT,
+    "is_final": FLAG,
+    "start_time": INSTANT,
+    "local_date": DAY_TYPE,
 }
 EXPECTED_REJECTED_DTYPES = {
-    "event_id": "Int64",
-    "reason": "string",
-    "payload": "string",
-    "local_date": "date32[day][pyarrow]",
+    "event_id": INT,
+    "reason": TEXT,
+    "payload": TEXT,
+    "local_date": DAY_TYPE,
 }
 
 CALLERS = [
@@ -285,6 +290,35 @@ def test_missing_and_null_optional_fields_are_null() -> None:
     for row in rows(batch.events):
         assert all(row[name] is None for name in optional), row
         assert row["is_final"] is False
+
+
+@pytest.mark.parametrize(
+    "odd",
+    [
+        {},  # nothing odd: the whole window is serialised in one call
+        {"tags": ["a", "\x00", "b"]},  # the marker between records, inside a record
+        {"note": ',"\\u0000",'},  # the marker's text inside a string
+        {"big": 2**70},  # beyond orjson: every record is serialised on its own
+    ],
+)
+def test_raw_payloads_are_each_record_whichever_way_they_are_serialised(odd: dict) -> None:
+    records = random_events(50, seed=6)
+    records[20].update(odd)
+    batch = normalize(records)
+    assert [json.loads(payload) for payload in batch.raw["payload"]] == records
+    assert rows(batch.events) == [expected_row(record, NEW_YORK) for record in records]
+
+
+def test_a_record_that_is_a_sequence_is_rejected_not_read_by_position() -> None:
+    records = random_events(10, seed=7)
+    records[4] = list(records[4].values())
+    records[6] = tuple(records[6].values())
+    batch = normalize(records)
+    assert len(batch.events) == 8
+    assert sorted(batch.rejected["reason"]) == [
+        "record is a list, not an object",
+        "record is a tuple, not an object",
+    ]
 
 
 def test_invalid_records_are_rejected_and_the_rest_kept() -> None:

@@ -269,6 +269,60 @@ def test_a_live_version_never_replaces_a_final_one(conn: duckdb.DuckDBPyConnecti
     assert orjson.loads(conn.execute("SELECT payload FROM raw.events").fetchone()[0]) == corrected
 
 
+def test_a_batch_of_new_and_stored_ids_is_upserted(conn: duckdb.DuckDBPyConnection) -> None:
+    wh.load_window(conn, batch_of([live_event(1), final_event(2)]), window(DAY, 2))
+    later = SYNCED_AT + timedelta(hours=1)
+    batch = batch_of([final_event(1), live_event(2), final_event(3)], synced_at=later)
+    load = wh.load_window(conn, batch, window(DAY, 3))
+    assert (load.inserted, load.kept_final) == (1, 1)
+    stored = conn.execute(
+        "SELECT event_id, state, first_seen_at, last_seen_at FROM raw.events ORDER BY 1"
+    ).fetchall()
+    assert stored == [
+        (1, "ANSWERED", SYNCED_AT, later),
+        (2, "ANSWERED", SYNCED_AT, SYNCED_AT),
+        (3, "ANSWERED", later, later),
+    ]
+    assert all(check.passed for check in wh.run_checks(conn))
+
+
+def test_an_id_stored_in_raw_only_is_upserted_not_inserted_twice(
+    conn: duckdb.DuckDBPyConnection,
+) -> None:
+    wh.load_window(conn, batch_of([final_event(1)]), window(DAY, 1))
+    conn.execute("DELETE FROM vis.events")  # the two tables out of step, by hand
+    later = SYNCED_AT + timedelta(hours=1)
+    load = wh.load_window(conn, batch_of([final_event(1)], synced_at=later), window(DAY, 1))
+    assert load.inserted == 1
+    assert conn.execute("SELECT first_seen_at, last_seen_at FROM raw.events").fetchall() == [
+        (SYNCED_AT, later)
+    ]
+    assert conn.execute("SELECT event_id FROM vis.events").fetchall() == [(1,)]
+
+
+def test_a_window_without_rejects_clears_its_old_ones(conn: duckdb.DuckDBPyConnection) -> None:
+    wh.load_window(
+        conn, batch_of([final_event(1)], [RejectedRecord("bad", {"id": 7})]), window(DAY, 2)
+    )
+    wh.load_window(conn, batch_of([final_event(1)]), window(DAY, 1))
+    assert conn.execute("SELECT count(*) FROM vis.rejected_events").fetchone() == (0,)
+
+
+def test_a_load_leaves_the_thread_count_as_it_found_it(conn: duckdb.DuckDBPyConnection) -> None:
+    conn.execute("SET threads = 3")
+    wh.load_window(conn, batch_of([final_event(1)]), window(DAY, 1))
+    with pytest.raises(wh.WarehouseError):
+        wh.load_window(conn, corrupt_event_ids(batch_of([final_event(2)])), window(DAY, 1))
+    assert conn.execute("SELECT current_setting('threads')").fetchone() == (3,)
+
+
+def test_a_window_loads_right_after_a_settlement_check(conn: duckdb.DuckDBPyConnection) -> None:
+    wh.load_window(conn, batch_of([final_event(1)]), window(DAY, 1))
+    assert wh.window_is_settled(conn, DAY, 2) is None  # the API counts more now
+    load = wh.load_window(conn, batch_of([final_event(1), final_event(2)]), window(DAY, 2))
+    assert load.inserted == 1
+
+
 def test_rejected_rows_are_replaced_per_window(conn: duckdb.DuckDBPyConnection) -> None:
     other_day = DAY + timedelta(days=1)
     three = [RejectedRecord(f"reason {i}", {"id": 100 + i}) for i in range(3)]

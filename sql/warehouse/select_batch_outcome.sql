@@ -1,7 +1,10 @@
--- What an upsert of the batch (relation batch_events) will do: ids new to the warehouse, and
--- live versions that will be ignored because a final version is already stored.
+-- What loading the batch (relations batch_events and batch_raw, same ids) will do: ids new to
+-- vis.events, live versions that will be ignored because a final version is already stored,
+-- and ids raw.events already holds. When both tables hold none of the ids, the batch is
+-- inserted without the per-row conflict checks of an upsert.
 SELECT
     count(*) FILTER (WHERE stored.event_id IS NULL) AS inserted,
-    count(*) FILTER (WHERE stored.is_final AND NOT batch.is_final) AS kept_final
+    count(*) FILTER (WHERE stored.is_final AND NOT batch.is_final) AS kept_final,
+    (SELECT count(*) FROM batch_raw SEMI JOIN raw.events USING (event_id)) AS stored_raw
 FROM batch_events AS batch
 LEFT JOIN vis.events AS stored ON stored.event_id = batch.event_id;
