@@ -226,7 +226,7 @@ def _check_local_dates(conn: duckdb.DuckDBPyConnection, first: date, last: date,
         "SELECT count(*) FROM vis.events WHERE local_date BETWEEN $first_date AND $last_date "
         "AND CAST(timezone($tz, start_time) AS DATE) <> local_date",
         {"first_date": first, "last_date": last, "tz": tz},
-    ).fetchone()
+    ).fetchall()[0]
     if found and found[0]:
         raise ReportError(
             f"{found[0]} events of {first}..{last} have a local_date that is not their day in "
@@ -257,7 +257,7 @@ def _materialize_one(
     counted = conn.execute(
         f"SELECT count(*) FROM {spec.table} WHERE local_date BETWEEN $first_date AND $last_date",
         {"first_date": first, "last_date": last},
-    ).fetchone()
+    ).fetchall()[0]
     return int(counted[0]) if counted else 0
 
 
@@ -297,7 +297,7 @@ def report_exists(conn: duckdb.DuckDBPyConnection, name: str) -> bool:
     found = conn.execute(
         "SELECT count(*) FROM duckdb_tables() WHERE schema_name = $schema AND table_name = $table",
         {"schema": SCHEMA, "table": spec.name},
-    ).fetchone()
+    ).fetchall()[0]
     return bool(found and found[0])
 
 
