@@ -193,3 +193,32 @@ def test_each_table_check_fails_on_a_corrupted_copy(
             conn.execute(corruption)
         broken = checks[name](warehouse=DuckDBResource(database=str(copy)))
         assert not broken.passed, name
+
+
+def test_the_run_reports_rejected_records_and_loads_the_valid_ones(
+    dagster_home: Path, warehouse_path: Path
+) -> None:
+    options = SimulatorOptions(seed=8, start="2026-06-01", days=1, calls_per_day=120, users=3)
+    with SimulatorProcess(options) as sim:
+        valid = sim.control.truth()
+        broken = [
+            {**valid[0], "id": 9_100_000_000_001, "direction": "SIDEWAYS"},
+            {k: v for k, v in {**valid[1], "id": 9_100_000_000_002}.items() if k != "userId"},
+        ]
+        sim.control.inject(broken)
+        day = date(2026, 6, 1)
+        result = run_days(settings_for(sim, warehouse_path), day, day)
+    assert result.success
+    (materialisation,) = [
+        m for m in result.asset_materializations_for_node("vis__events") if m.partition
+    ]
+    assert materialisation.metadata["rejected"].value == len(broken)
+    assert materialisation.metadata["loaded"].value == len(
+        [e for e in valid if e["startTime"].startswith("2026-06-01")]
+    )
+    with connect(warehouse_path, read_only=True) as conn:
+        reasons = conn.execute(
+            "SELECT event_id, reason FROM vis.rejected_events ORDER BY event_id"
+        ).fetchall()
+    assert [row[0] for row in reasons] == [record["id"] for record in broken]
+    assert "direction" in reasons[0][1] and "userId" in reasons[1][1]

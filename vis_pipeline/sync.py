@@ -72,7 +72,8 @@ def sync_days(
     windows = {day: local_day_window(day, tz) for day in days}
     with open_warehouse() as conn:
         settled = [] if full else _settled_days(client, conn, windows, run_id)
-        to_fetch = [day for day in days if day not in {item.local_date for item in settled}]
+        settled_days = {item.local_date for item in settled}
+        to_fetch = [day for day in days if day not in settled_days]
         results = client.iter_windows(windows[day] for day in to_fetch)
         loaded = [
             _load_day(conn, day, result, tz, run_id)
