@@ -25,7 +25,7 @@ from dagster_duckdb import DuckDBResource
 
 from vis_pipeline import warehouse as wh
 from vis_pipeline.client import VISClient
-from vis_pipeline.defs.reports import EXPORT, build_report_assets, report_key
+from vis_pipeline.defs.reports import EXPORT, REPORT_TABLES, build_report_assets
 from vis_pipeline.reports import (
     REPORTS,
     ReportError,
@@ -610,11 +610,11 @@ def test_report_assets_materialise_a_range_with_previews_charts_and_exports(
     )
     assert result.success
     materialised = {m.asset_key: m for m in result.get_asset_materialization_events()}
+    metadata = materialised[REPORT_TABLES].materialization.metadata
     for name in REPORTS:
-        metadata = materialised[report_key(name)].materialization.metadata
-        assert metadata["rows"].value > 0
-        assert "|" in metadata["preview"].value
-        assert metadata["chart"].value.startswith("![chart](data:image/svg+xml;base64,")
+        assert metadata[f"{name}/rows"].value > 0
+        assert "|" in metadata[f"{name}/preview"].value
+        assert metadata[f"{name}/chart"].value.startswith("![chart](data:image/svg+xml;base64,")
     assert EXPORT in materialised
     names = sorted(p.name for p in exports.iterdir())
     assert f"dashboard_{FIRST}_{LAST}.html" in names

@@ -1,4 +1,4 @@
-"""Report assets: the report tables (one asset each, computed together) and the file exports.
+"""Report assets: the report tables (one asset, one transaction) and the file exports.
 
 Thin on purpose: the figures come from ``vis_pipeline.reports``, the files from
 ``vis_pipeline.exports`` and the charts from ``vis_pipeline.report_page``; this module turns
@@ -8,7 +8,7 @@ No ``from __future__ import annotations`` here: Dagster reads the config classes
 functions' signatures, which must hold the classes themselves, not their names.
 """
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
@@ -38,9 +38,12 @@ DEFAULT_EXPORT_FORMATS: tuple[str, ...] = ("html", "csv")
 """What the export asset writes unless configured: the page, and every report as CSV."""
 
 
-def report_key(name: str) -> dg.AssetKey:
-    """Asset key of report ``name``."""
-    return dg.AssetKey([GROUP, name])
+REPORT_TABLES = dg.AssetKey(["reports", "tables"])
+"""Every table of schema ``reports`` for the run's days, computed together in one transaction.
+
+One asset rather than one per table: the tables are always written together, and Dagster
+stores a planned and a done event per asset and partition, which for a year of history and six
+separate assets is thousands of SQLite writes per run (most of a re-run's time)."""
 
 
 class ReportsConfig(dg.Config):
@@ -125,52 +128,40 @@ def _charts(data: page.DashboardData) -> dict[str, Callable[[], str]]:
 def build_report_assets(
     partitions: dg.DailyPartitionsDefinition, events_key: dg.AssetKey
 ) -> list[dg.AssetsDefinition]:
-    """The report tables (one multi-asset, one transaction) and the export asset."""
+    """The report tables (one asset, one transaction) and the export asset."""
     tz = partitions.timezone or "UTC"
-    specs = [
-        dg.AssetSpec(
-            report_key(name),
-            deps=[events_key],
-            description=spec.description,
-            group_name=GROUP,
-            kinds={"duckdb"},
-            partitions_def=partitions,
-        )
-        for name, spec in REPORTS.items()
-    ]
+    tables = "\n".join(f"- `reports.{name}`: {spec.description}" for name, spec in REPORTS.items())
 
-    @dg.multi_asset(
-        name="reports",
-        specs=specs,
+    @dg.asset(
+        key=REPORT_TABLES,
+        deps=[events_key],
+        group_name=GROUP,
+        kinds={"duckdb"},
         partitions_def=partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
+        description=f"The report tables of the run's local days:\n{tables}",
     )
     def report_tables(
         context: dg.AssetExecutionContext, config: ReportsConfig, warehouse: DuckDBResource
-    ) -> Iterator[dg.MaterializeResult]:
+    ) -> dg.MaterializeResult:
         first, last = _range(context)
         with write_connection(warehouse) as conn:
             counts = materialize_reports(conn, first, last, tz, config.callback_hours)
             data = page.load_dashboard_data(conn, first, last)
             frames = {name: page.report_frame(data, name) for name in REPORTS}
         charts = _charts(data)
+        metadata: dict[str, object] = {"first_day": first.isoformat(), "last_day": last.isoformat()}
         for name in REPORTS:
-            yield dg.MaterializeResult(
-                asset_key=report_key(name),
-                metadata={
-                    "rows": counts[name],
-                    "first_day": first.isoformat(),
-                    "last_day": last.isoformat(),
-                    "preview": _preview(frames[name]),
-                    "chart": _chart(charts[name]()),
-                },
-            )
+            metadata[f"{name}/rows"] = counts[name]
+            metadata[f"{name}/preview"] = _preview(frames[name])
+            metadata[f"{name}/chart"] = _chart(charts[name]())
+        return dg.MaterializeResult(metadata=metadata)
 
     @dg.asset(
         key=EXPORT,
         group_name=GROUP,
         kinds={"html", "csv"},
-        deps=[report_key(name) for name in REPORTS],
+        deps=[REPORT_TABLES],
         partitions_def=partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
         description="The report page and report files of the run's days, named by the range.",
