@@ -55,38 +55,39 @@ def dagster_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return home
 
 
+def instant(value: str | None) -> datetime | None:
+    """The independent reading of an API instant: the standard library's ISO parser."""
+    return None if value is None else datetime.fromisoformat(value).astimezone(UTC)
+
+
+def expected_row(record: dict, tz: str) -> dict:
+    """The ``vis.events`` row (without synced_at) of one API record, computed with ``datetime``
+    rather than the project's pandas normalisation."""
+    start = instant(record["startTime"])
+    return {
+        "event_id": record["id"],
+        "external_id": record.get("externalId"),
+        "record_type": record["type"],
+        "account_id": record["accountId"],
+        "user_id": record["userId"],
+        "uci_id": record["uciId"],
+        "direction": record["direction"],
+        "caller_id": record.get("callerId"),
+        "phone_number": record["phoneNumber"],
+        "state": record["state"],
+        "is_final": record["state"] in FINAL_STATES,
+        "start_time": start,
+        "answer_time": instant(record.get("answerTime")),
+        "end_time": instant(record.get("endTime")),
+        "duration_ms": record.get("duration"),
+        "sms_data": record.get("smsData"),
+        "local_date": start.astimezone(ZoneInfo(tz)).date(),
+    }
+
+
 def expected_events(truth: list[dict], tz: str) -> pd.DataFrame:
-    """What ``vis.events`` must hold for these API records, computed record by record with
-    ``datetime`` (not the project's pandas normalisation), sorted by event_id."""
-    zone = ZoneInfo(tz)
-
-    def instant(value: str | None) -> datetime | None:
-        return None if value is None else datetime.fromisoformat(value).astimezone(UTC)
-
-    rows = []
-    for record in truth:
-        start = instant(record["startTime"])
-        rows.append(
-            {
-                "event_id": record["id"],
-                "external_id": record.get("externalId"),
-                "record_type": record["type"],
-                "account_id": record["accountId"],
-                "user_id": record["userId"],
-                "uci_id": record["uciId"],
-                "direction": record["direction"],
-                "caller_id": record.get("callerId"),
-                "phone_number": record["phoneNumber"],
-                "state": record["state"],
-                "is_final": record["state"] in FINAL_STATES,
-                "start_time": start,
-                "answer_time": instant(record.get("answerTime")),
-                "end_time": instant(record.get("endTime")),
-                "duration_ms": record.get("duration"),
-                "sms_data": record.get("smsData"),
-                "local_date": start.astimezone(zone).date(),
-            }
-        )
+    """What ``vis.events`` must hold for these API records, sorted by event_id."""
+    rows = [expected_row(record, tz) for record in truth]
     return pd.DataFrame(rows).sort_values("event_id", ignore_index=True)
 
 

@@ -12,6 +12,8 @@ from zoneinfo import ZoneInfo
 import orjson
 import pandas as pd
 import pytest
+from conftest import expected_row as conftest_expected_row
+from conftest import instant
 
 from vis_pipeline.normalize import NormalizedBatch, normalize_events
 from vis_pipeline.records import (
@@ -132,33 +134,8 @@ def random_events(count: int, seed: int, day: date = date(2026, 3, 8)) -> list[d
     return events
 
 
-def instant(value: str | None) -> datetime | None:
-    """The independent reading of an API instant: the standard library's ISO parser."""
-    return None if value is None else datetime.fromisoformat(value).astimezone(UTC)
-
-
 def expected_row(record: dict, tz: str) -> dict:
-    start = instant(record["startTime"])
-    return {
-        "event_id": record["id"],
-        "external_id": record.get("externalId"),
-        "record_type": record["type"],
-        "account_id": record["accountId"],
-        "user_id": record["userId"],
-        "uci_id": record["uciId"],
-        "direction": record["direction"],
-        "caller_id": record.get("callerId"),
-        "phone_number": record["phoneNumber"],
-        "state": record["state"],
-        "is_final": record["state"] in FINAL_STATES,
-        "start_time": start,
-        "answer_time": instant(record.get("answerTime")),
-        "end_time": instant(record.get("endTime")),
-        "duration_ms": record.get("duration"),
-        "sms_data": record.get("smsData"),
-        "local_date": start.astimezone(ZoneInfo(tz)).date(),
-        "synced_at": SYNCED_AT,
-    }
+    return {**conftest_expected_row(record, tz), "synced_at": SYNCED_AT}
 
 
 def plain(value: Any) -> Any:

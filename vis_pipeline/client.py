@@ -177,6 +177,21 @@ def _csv_param(value: str | Iterable[str] | None) -> str | None:
     return ",".join(value)
 
 
+def _filters(
+    from_date: int | datetime | None,
+    to_date: int | datetime | None,
+    direction: str | Iterable[str] | None,
+    states: str | Iterable[str] | None,
+) -> dict[str, Any]:
+    """The query filters shared by the call and event listings and their counts."""
+    return {
+        "fromDate": _ms_param(from_date, "from_date"),
+        "toDate": _ms_param(to_date, "to_date"),
+        "direction": _csv_param(direction),
+        "states": _csv_param(states),
+    }
+
+
 def _query(**values: Any) -> dict[str, Any]:
     return {name: value for name, value in values.items() if value is not None}
 
@@ -444,10 +459,7 @@ class VISClient:
     ) -> list[dict[str, Any]]:
         """Calls of the user (listCalls); dates are epoch ms or aware datetimes."""
         params = _query(
-            fromDate=_ms_param(from_date, "from_date"),
-            toDate=_ms_param(to_date, "to_date"),
-            direction=_csv_param(direction),
-            states=_csv_param(states),
+            **_filters(from_date, to_date, direction, states),
             offset=offset,
             size=size,
             order=order,
@@ -469,10 +481,7 @@ class VISClient:
     ) -> dict[str, Any]:
         """How many calls match (getCallsCount): ``{"count": n}``."""
         params = _query(
-            fromDate=_ms_param(from_date, "from_date"),
-            toDate=_ms_param(to_date, "to_date"),
-            direction=_csv_param(direction),
-            states=_csv_param(states),
+            **_filters(from_date, to_date, direction, states),
         )
         return self._call("getCallsCount", params=params)
 
@@ -522,10 +531,7 @@ class VISClient:
         """One page of events (listEvents); ``offset`` is a page number."""
         params = _query(
             types=_csv_param(types),
-            fromDate=_ms_param(from_date, "from_date"),
-            toDate=_ms_param(to_date, "to_date"),
-            direction=_csv_param(direction),
-            states=_csv_param(states),
+            **_filters(from_date, to_date, direction, states),
             offset=offset,
             size=size,
             order=order,
@@ -543,10 +549,7 @@ class VISClient:
     ) -> dict[str, Any]:
         """How many events match (getEventsCount): ``{"count": n}``."""
         params = _query(
-            fromDate=_ms_param(from_date, "from_date"),
-            toDate=_ms_param(to_date, "to_date"),
-            direction=_csv_param(direction),
-            states=_csv_param(states),
+            **_filters(from_date, to_date, direction, states),
         )
         return self._call("getEventsCount", params=params)
 
