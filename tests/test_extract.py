@@ -8,6 +8,7 @@ truth, field for field.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -16,7 +17,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from vis_pipeline.client import VISClient, VISRetriesExhausted
-from vis_pipeline.extract import PagingProfile, WindowResult
+from vis_pipeline.extract import WINDOWS_IN_FLIGHT, PagingProfile, WindowResult
 from vis_pipeline.records import event_problem, parse_instant_ms
 from vis_pipeline.retry import RetryPolicy
 from vis_pipeline.simulator.process import SimulatorOptions, SimulatorProcess
@@ -265,7 +266,7 @@ def test_arguments_are_checked(sim: SimulatorProcess) -> None:
     assert sim.control.stats()["total"] == 0
 
 
-def test_iter_windows_reads_at_most_one_window_ahead(sim: SimulatorProcess) -> None:
+def test_iter_windows_reads_a_bounded_number_of_windows_ahead(sim: SimulatorProcess) -> None:
     pulled: list[tuple[datetime, datetime]] = []
 
     def windows() -> Iterator[tuple[datetime, datetime]]:
@@ -276,11 +277,40 @@ def test_iter_windows_reads_at_most_one_window_ahead(sim: SimulatorProcess) -> N
     with _client(sim) as client:
         results = client.iter_windows(windows())
         first = next(results)
-        # The caller holds window 1; at most window 2 is being fetched meanwhile.
-        assert len(pulled) <= 2
+        # The caller holds window 1; at most the next WINDOWS_IN_FLIGHT - 1 are being fetched.
+        assert len(pulled) <= WINDOWS_IN_FLIGHT
         assert first.start == RANGE_START
         rest = list(results)
     assert len(rest) == 5 and len(pulled) == 6
+
+
+def test_iter_windows_runs_then_on_the_extraction_thread(
+    sim: SimulatorProcess, truth: dict[int, dict[str, Any]]
+) -> None:
+    caller = threading.get_ident()
+    seen: list[tuple[int, int]] = []
+
+    def summarise(result: WindowResult) -> tuple[datetime, int]:
+        seen.append((threading.get_ident(), len(result.events)))
+        return result.start, len({event["id"] for event in result.events})
+
+    windows = _utc_days(RANGE_START, RANGE_START + timedelta(days=3))
+    with _client(sim) as client:
+        summaries = list(client.iter_windows(windows, summarise))
+    assert [start for start, _ in summaries] == [start for start, _ in windows]
+    assert [count for _, count in summaries] == [
+        sum(1 for r in truth.values() if _ms(start) <= parse_instant_ms(r["startTime"]) < _ms(end))
+        for start, end in windows
+    ]
+    assert seen and all(thread != caller for thread, _ in seen)
+
+
+def test_an_error_in_then_reaches_the_caller(sim: SimulatorProcess) -> None:
+    def refuse(result: WindowResult) -> None:
+        raise LookupError(f"refused {result.start:%Y-%m-%d}")
+
+    with _client(sim) as client, pytest.raises(LookupError, match="refused"):
+        list(client.iter_windows(_utc_days(RANGE_START, RANGE_START + timedelta(days=2)), refuse))
 
 
 def test_count_window_is_the_margin_count(

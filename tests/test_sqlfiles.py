@@ -13,7 +13,7 @@ from vis_pipeline.sqlfiles import SQL_DIR, UnknownSqlFile, list_sql, load_sql
 def test_loads_a_file_by_name_once() -> None:
     text = load_sql("warehouse/upsert_events")
     assert text == (SQL_DIR / "warehouse" / "upsert_events.sql").read_text(encoding="utf-8")
-    assert "ON CONFLICT (event_id)" in text
+    assert "MERGE INTO vis.events" in text
     assert load_sql("warehouse/upsert_events") is text
     assert load_sql("warehouse/upsert_events.sql") == text
 

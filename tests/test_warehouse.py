@@ -342,8 +342,15 @@ def test_rejected_rows_are_replaced_per_window(conn: duckdb.DuckDBPyConnection) 
 
 def corrupt_event_ids(batch: NormalizedBatch) -> NormalizedBatch:
     events = batch.events.copy()
-    events.loc[0, "event_id"] = pd.NA  # violates the primary key's NOT NULL
+    events.loc[0, "event_id"] = pd.NA  # violates event_id's NOT NULL
     return replace(batch, events=events)
+
+
+def repeat_an_event(batch: NormalizedBatch) -> NormalizedBatch:
+    # The tables have no key, so the loader itself must refuse an id given twice.
+    events = pd.concat([batch.events, batch.events.iloc[:1]], ignore_index=True)
+    raw = pd.concat([batch.raw, batch.raw.iloc[:1]], ignore_index=True)
+    return replace(batch, events=events, raw=raw)
 
 
 def corrupt_rejected_payload(batch: NormalizedBatch) -> NormalizedBatch:
@@ -352,7 +359,7 @@ def corrupt_rejected_payload(batch: NormalizedBatch) -> NormalizedBatch:
     return replace(batch, rejected=rejected)
 
 
-@pytest.mark.parametrize("corrupt", [corrupt_event_ids, corrupt_rejected_payload])
+@pytest.mark.parametrize("corrupt", [corrupt_event_ids, repeat_an_event, corrupt_rejected_payload])
 def test_a_failing_load_rolls_back_entirely(
     conn: duckdb.DuckDBPyConnection, corrupt: Callable[[NormalizedBatch], NormalizedBatch]
 ) -> None:

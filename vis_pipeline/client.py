@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import logging
 import urllib.request
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar, overload
 from urllib.parse import quote
 
 import httpx
@@ -29,6 +29,8 @@ from vis_pipeline.extract import (
 )
 from vis_pipeline.retry import BodyError, RetryBudget, RetryPolicy, VISError, VISRetriesExhausted
 from vis_pipeline.spec import operations
+
+_T = TypeVar("_T")
 
 __all__ = [
     "VISAPIError",
@@ -423,9 +425,31 @@ class VISClient:
         """Every event of ``[start, end)``, checked against the API's count."""
         return self._extractor.extract(start, end)
 
-    def iter_windows(self, windows: Iterable[tuple[datetime, datetime]]) -> Iterator[WindowResult]:
-        """Each window's result in order; the next window is fetched while the caller works."""
-        return self._extractor.iter_windows(windows)
+    @overload
+    def iter_windows(
+        self, windows: Iterable[tuple[datetime, datetime]]
+    ) -> Iterator[WindowResult]: ...
+
+    @overload
+    def iter_windows(
+        self,
+        windows: Iterable[tuple[datetime, datetime]],
+        then: Callable[[WindowResult], _T],
+    ) -> Iterator[_T]: ...
+
+    def iter_windows(
+        self,
+        windows: Iterable[tuple[datetime, datetime]],
+        then: Callable[[WindowResult], Any] | None = None,
+    ) -> Iterator[Any]:
+        """Each window's result in order; the next window is fetched while the caller works.
+
+        ``then`` runs on the extraction thread as each window completes, and what it returns is
+        yielded instead of the result (the sync normalises there, off the loading thread).
+        """
+        if then is None:
+            return self._extractor.iter_windows(windows)
+        return self._extractor.iter_windows(windows, then)
 
     def iter_events(
         self, start: datetime, end: datetime, window: timedelta = timedelta(days=1)

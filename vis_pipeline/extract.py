@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, overload
 
 import orjson
 
@@ -52,8 +52,9 @@ LOGGER = logging.getLogger("vis_pipeline.client")
 MIN_SPLIT_WIDTH_MS = 3
 """Narrowest range (ms) that can still be halved into two strictly narrower overlapping pieces."""
 
-WINDOWS_IN_FLIGHT = 2
-"""Windows extracted at once by iter_windows: the one awaited and the one prefetched."""
+WINDOWS_IN_FLIGHT = 3
+"""Windows extracted at once by iter_windows: two ahead of the caller, so while the caller works
+on one window and the next is in its tail (last pages, its ``then``), the pool has work."""
 
 FIRST_PAGE_OVERLAP = 0.5
 """Share of ids pages 0 and 1 must have in common to conclude the server clamps 0 to page 1."""
@@ -505,25 +506,47 @@ class WindowExtractor:
             raise exc.located(run.window) from exc
         return self._result(run, api_count, placed or _Placed(), time.perf_counter() - began)
 
-    def iter_windows(self, windows: Iterable[Window]) -> Iterator[WindowResult]:
+    @overload
+    def iter_windows(self, windows: Iterable[Window]) -> Iterator[WindowResult]: ...
+
+    @overload
+    def iter_windows(
+        self, windows: Iterable[Window], then: Callable[[WindowResult], _T]
+    ) -> Iterator[_T]: ...
+
+    def iter_windows(
+        self, windows: Iterable[Window], then: Callable[[WindowResult], Any] | None = None
+    ) -> Iterator[Any]:
         """Each window's result in order, extracting the next one while the caller works.
 
-        At most two windows are being extracted at once (the one the caller waits for and the
-        next), so the pool stays busy across window boundaries while memory stays bounded.
+        At most WINDOWS_IN_FLIGHT windows are being extracted at once, so the pool stays busy
+        across window boundaries while memory stays bounded by a few windows, not the range.
+        ``then``, when given, runs on the window's own thread as soon as the window is complete,
+        and its return value is yielded instead: work the caller would otherwise do in turn.
         """
         placed = _Placed()
         ahead = ThreadPoolExecutor(WINDOWS_IN_FLIGHT, thread_name_prefix="vis-window")
-        pending: deque[Future[WindowResult]] = deque()
+        pending: deque[Future[Any]] = deque()
         try:
             for start, end in windows:
                 check_window(start, end)
-                pending.append(ahead.submit(self.extract, start, end, placed))
+                pending.append(ahead.submit(self._extract_then, start, end, placed, then))
                 if len(pending) == WINDOWS_IN_FLIGHT:
                     yield pending.popleft().result()
             while pending:
                 yield pending.popleft().result()
         finally:
             ahead.shutdown(wait=True, cancel_futures=True)
+
+    def _extract_then(
+        self,
+        start: datetime,
+        end: datetime,
+        placed: _Placed,
+        then: Callable[[WindowResult], Any] | None,
+    ) -> Any:
+        result = self.extract(start, end, placed)
+        return result if then is None else then(result)
 
     def iter_events(
         self, start: datetime, end: datetime, window: timedelta = timedelta(days=1)

@@ -9,13 +9,14 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
+from functools import partial
 from zoneinfo import ZoneInfo
 
 import duckdb
 
 from vis_pipeline.client import VISClient
 from vis_pipeline.extract import WindowResult
-from vis_pipeline.normalize import normalize_events
+from vis_pipeline.normalize import NormalizedBatch, normalize_events
 from vis_pipeline.warehouse import WindowSync, load_window, record_settled, window_is_settled
 
 OpenWarehouse = Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]]
@@ -74,19 +75,40 @@ def sync_days(
         settled = [] if full else _settled_days(client, conn, windows, run_id)
         settled_days = {item.local_date for item in settled}
         to_fetch = [day for day in days if day not in settled_days]
-        results = client.iter_windows(windows[day] for day in to_fetch)
+        # Normalising runs on the extraction threads, so this thread only writes: a window is
+        # loaded while the next one is fetched and normalised.
+        prepared = client.iter_windows(
+            (windows[day] for day in to_fetch), partial(_normalize_window, tz=tz)
+        )
         loaded = [
-            _load_day(conn, day, result, tz, run_id)
-            for day, result in zip(to_fetch, results, strict=True)
+            _load_day(conn, day, ready, run_id)
+            for day, ready in zip(to_fetch, prepared, strict=True)
         ]
     return sorted(settled + loaded, key=lambda item: item.local_date)
 
 
-def _load_day(
-    conn: duckdb.DuckDBPyConnection, day: date, result: WindowResult, tz: str, run_id: str | None
-) -> DaySync:
-    """Normalise one fetched day and write it in one transaction."""
+@dataclass(frozen=True)
+class _NormalizedWindow:
+    """A fetched window ready to load: its extraction stats and its normalised batch."""
+
+    result: WindowResult
+    batch: NormalizedBatch
+
+
+def _normalize_window(result: WindowResult, tz: str) -> _NormalizedWindow:
+    """Normalise a fetched window; its raw records are dropped once they are in the batch."""
     batch = normalize_events(result.events, result.rejected, tz, datetime.now(UTC))
+    return _NormalizedWindow(replace(result, events=[], rejected=[]), batch)
+
+
+def _load_day(
+    conn: duckdb.DuckDBPyConnection,
+    day: date,
+    ready: _NormalizedWindow,
+    run_id: str | None,
+) -> DaySync:
+    """Write one normalised day in one transaction."""
+    result, batch = ready.result, ready.batch
     stats = result.stats
     window = WindowSync(
         local_date=day,

@@ -289,11 +289,16 @@ def _sync_parameters(window: WindowSync, status: str, loaded: int, rejected: int
 
 
 def _write_events(
-    conn: duckdb.DuckDBPyConnection, batch_size: int, seen_at: datetime
+    conn: duckdb.DuckDBPyConnection, batch_size: int, seen_at: datetime, local_date: date
 ) -> tuple[int, int]:
     """Write the registered batch to raw.events and vis.events: (inserted, kept_final)."""
     outcome = _first_row(conn.execute(load_sql("warehouse/select_batch_outcome")))
-    inserted, kept_final, stored_raw = (int(value or 0) for value in outcome)
+    inserted, kept_final, stored_raw, repeated = (int(value or 0) for value in outcome)
+    if repeated:
+        # With no key on the tables, a repeated id would be stored twice.
+        raise WarehouseError(
+            f"could not load window {local_date}: the batch holds {repeated} event ids twice"
+        )
     # A window loaded for the first time holds only ids the warehouse has never seen: plain
     # inserts then store exactly what the upserts would, without their conflict check per row.
     if inserted == batch_size and stored_raw == 0:
@@ -347,7 +352,7 @@ def load_window(
         _single_threaded(conn),
         _transaction(conn, f"load window {window.local_date}"),
     ):
-        inserted, kept_final = _write_events(conn, len(batch.events), seen_at)
+        inserted, kept_final = _write_events(conn, len(batch.events), seen_at, window.local_date)
         conn.execute(
             load_sql("warehouse/delete_rejected_for_window"), {"local_date": window.local_date}
         )

@@ -1,23 +1,28 @@
--- Latest raw version of each event of the batch (relation batch_raw). A final version is never
--- replaced by a live one; first_seen_at keeps the first load.
-INSERT INTO raw.events (
+-- Latest raw version of each event of the batch (relation batch_raw, one row per id). A final
+-- version is never replaced by a live one; first_seen_at keeps the first load.
+MERGE INTO raw.events AS stored
+USING (
+    SELECT
+        event_id,
+        CAST(payload AS JSON) AS payload,
+        state,
+        is_final,
+        start_time,
+        local_date,
+        CAST($seen_at AS TIMESTAMPTZ) AS seen_at
+    FROM batch_raw
+) AS batch
+ON stored.event_id = batch.event_id
+WHEN MATCHED AND NOT (stored.is_final AND NOT batch.is_final) THEN UPDATE SET
+    payload = batch.payload,
+    state = batch.state,
+    is_final = batch.is_final,
+    start_time = batch.start_time,
+    local_date = batch.local_date,
+    last_seen_at = batch.seen_at
+WHEN NOT MATCHED THEN INSERT (
     event_id, payload, state, is_final, start_time, local_date, first_seen_at, last_seen_at
-)
-SELECT
-    event_id,
-    CAST(payload AS JSON),
-    state,
-    is_final,
-    start_time,
-    local_date,
-    CAST($seen_at AS TIMESTAMPTZ),
-    CAST($seen_at AS TIMESTAMPTZ)
-FROM batch_raw
-ON CONFLICT (event_id) DO UPDATE SET
-    payload = excluded.payload,
-    state = excluded.state,
-    is_final = excluded.is_final,
-    start_time = excluded.start_time,
-    local_date = excluded.local_date,
-    last_seen_at = excluded.last_seen_at
-WHERE NOT (raw.events.is_final AND NOT excluded.is_final);
+) VALUES (
+    batch.event_id, batch.payload, batch.state, batch.is_final, batch.start_time,
+    batch.local_date, batch.seen_at, batch.seen_at
+);
