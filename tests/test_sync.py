@@ -49,8 +49,11 @@ def test_sync_days_loads_exactly_the_truth_and_rerun_is_settled(
 ) -> None:
     sim = fresh_simulator
     with VISClient(sim.base_url, sim.token) as client:
+        sim.control.reset_stats()
         first = sync_days(client, opener(warehouse_path), DAYS, "UTC", run_id="one")
         assert [d.status for d in first] == ["loaded"] * len(DAYS)
+        # A day never synced before is fetched at once: every request was the extraction's.
+        assert sim.control.stats()["total"] == sum(d.requests for d in first)
         before = warehouse_events(warehouse_path)
         sim.control.reset_stats()
         again = sync_days(client, opener(warehouse_path), DAYS, "UTC", run_id="two")

@@ -17,7 +17,13 @@ import duckdb
 from vis_pipeline.client import VISClient
 from vis_pipeline.extract import WindowResult
 from vis_pipeline.normalize import NormalizedBatch, normalize_events
-from vis_pipeline.warehouse import WindowSync, load_window, record_settled, window_is_settled
+from vis_pipeline.warehouse import (
+    WindowSync,
+    latest_sync,
+    load_window,
+    record_settled,
+    window_is_settled,
+)
 
 OpenWarehouse = Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]]
 """Opens a write connection to the warehouse for the run (and closes it at the end)."""
@@ -145,6 +151,8 @@ def _settled_days(
     """The days whose API count and stored events show nothing new, recorded as settled."""
     settled = []
     for day, window in windows.items():
+        if latest_sync(conn, day) is None:
+            continue  # never synced: no count can settle it, so none is asked for
         previous = window_is_settled(conn, day, client.count_window(*window))
         if previous is None:
             continue
