@@ -313,6 +313,14 @@ def test_an_error_in_then_reaches_the_caller(sim: SimulatorProcess) -> None:
         list(client.iter_windows(_utc_days(RANGE_START, RANGE_START + timedelta(days=2)), refuse))
 
 
+def test_count_windows_asks_each_window_as_count_window_does(sim: SimulatorProcess) -> None:
+    windows = _utc_days(RANGE_START, RANGE_START + timedelta(days=5))
+    with _client(sim) as client:
+        together = client.count_windows(windows)
+        alone = [client.count_window(start, end) for start, end in windows]
+    assert together == alone and sum(together) > 0
+
+
 def test_count_window_is_the_margin_count(
     sim: SimulatorProcess, truth: dict[int, dict[str, Any]]
 ) -> None:

@@ -402,6 +402,23 @@ def test_settlement(conn: duckdb.DuckDBPyConnection) -> None:
     assert wh.window_is_settled(conn, third, 2) is None
 
 
+def test_settled_windows_judges_many_days_at_once_as_each_alone(
+    conn: duckdb.DuckDBPyConnection,
+) -> None:
+    days = [DAY + timedelta(days=offset) for offset in range(4)]
+    wh.load_window(conn, batch_of([final_event(1, days[0])]), window(days[0], 1))
+    wh.load_window(conn, batch_of([live_event(2, days[1])]), window(days[1], 1))
+    wh.load_window(conn, batch_of([final_event(3, days[2])]), window(days[2], 1))
+    counts = {days[0]: 1, days[1]: 1, days[2]: 2, days[3]: 0}  # days[3] was never synced
+    together = wh.settled_windows(conn, counts)
+    alone = {day: wh.window_is_settled(conn, day, count) for day, count in counts.items()}
+    assert set(together) == {day for day, settled in alone.items() if settled} == {days[0]}
+    # Recorded together, in one transaction, they read back as each day's latest sync.
+    wh.record_settled_many(conn, [replace(s, run_id="run-7") for s in together.values()])
+    assert wh.latest_syncs(conn, days)[days[0]].run_id == "run-7"
+    assert set(wh.latest_syncs(conn, days)) == set(days[:3])
+
+
 def test_settlement_compares_the_count_of_the_range_queried(
     conn: duckdb.DuckDBPyConnection,
 ) -> None:

@@ -421,6 +421,10 @@ class VISClient:
         """The API's count over the window's margin range: what an extraction checks against."""
         return self._extractor.count_window(start, end)
 
+    def count_windows(self, windows: Iterable[tuple[datetime, datetime]]) -> list[int]:
+        """``count_window`` of each window, asked concurrently (at most ``concurrency`` at once)."""
+        return self._extractor.count_windows(windows)
+
     def extract_window(self, start: datetime, end: datetime) -> WindowResult:
         """Every event of ``[start, end)``, checked against the API's count."""
         return self._extractor.extract(start, end)

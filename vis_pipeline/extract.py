@@ -490,6 +490,19 @@ class WindowExtractor:
         lo, hi = self.margin_range(*check_window(start, end))
         return self._source.count_range(lo, hi)
 
+    def count_windows(self, windows: Iterable[Window]) -> list[int]:
+        """``count_window`` of each window, asked concurrently on the request pool."""
+        ranges = [self.margin_range(*check_window(start, end)) for start, end in windows]
+        pool = self._executor()
+        futures = [
+            pool.submit(
+                (URGENT, next(self._window_order)),
+                lambda lo=lo, hi=hi: self._source.count_range(lo, hi),
+            )
+            for lo, hi in ranges
+        ]
+        return [future.result() for future in futures]
+
     def extract(
         self, start: datetime, end: datetime, placed: _Placed | None = None
     ) -> WindowResult:

@@ -19,10 +19,10 @@ from vis_pipeline.extract import WindowResult
 from vis_pipeline.normalize import NormalizedBatch, normalize_events
 from vis_pipeline.warehouse import (
     WindowSync,
-    latest_sync,
+    latest_syncs,
     load_window,
-    record_settled,
-    window_is_settled,
+    record_settled_many,
+    settled_windows,
 )
 
 OpenWarehouse = Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]]
@@ -148,28 +148,32 @@ def _settled_days(
     windows: dict[date, tuple[datetime, datetime]],
     run_id: str | None,
 ) -> list[DaySync]:
-    """The days whose API count and stored events show nothing new, recorded as settled."""
-    settled = []
-    for day, window in windows.items():
-        if latest_sync(conn, day) is None:
-            continue  # never synced: no count can settle it, so none is asked for
-        previous = window_is_settled(conn, day, client.count_window(*window))
-        if previous is None:
-            continue
-        record_settled(
-            conn, replace(previous, pages=0, requests=1, retries=0, seconds=0.0, run_id=run_id)
+    """The days whose API count and stored events show nothing new, recorded as settled.
+
+    Only days synced before can be settled, so only they cost a count request; the requests go
+    out together and the warehouse is asked in a fixed number of queries.
+    """
+    synced = list(latest_syncs(conn, list(windows)))
+    counts = client.count_windows(windows[day] for day in synced)
+    settled = settled_windows(conn, dict(zip(synced, counts, strict=True)))
+    record_settled_many(
+        conn,
+        [
+            replace(previous, pages=0, requests=1, retries=0, seconds=0.0, run_id=run_id)
+            for previous in settled.values()
+        ],
+    )
+    return [
+        DaySync(
+            local_date=day,
+            status="settled",
+            api_count=previous.api_count,
+            loaded=0,
+            rejected=0,
+            pages=0,
+            requests=1,
+            retries=0,
+            seconds=0.0,
         )
-        settled.append(
-            DaySync(
-                local_date=day,
-                status="settled",
-                api_count=previous.api_count,
-                loaded=0,
-                rejected=0,
-                pages=0,
-                requests=1,
-                retries=0,
-                seconds=0.0,
-            )
-        )
-    return settled
+        for day, previous in settled.items()
+    ]

@@ -356,15 +356,32 @@ def load_window(
     )
 
 
+def _append_syncs(
+    conn: duckdb.DuckDBPyConnection, windows: Sequence[WindowSync], status: str
+) -> None:
+    """Append one history row per window, all in one transaction."""
+    if not windows:
+        return
+    dates = ", ".join(str(window.local_date) for window in windows[:3])
+    more = f" and {len(windows) - 3} more" if len(windows) > 3 else ""
+    with _transaction(conn, f"record a {status} sync of {dates}{more}"):
+        for window in windows:
+            sync = _sync_parameters(window, status, loaded=0, rejected=0)
+            conn.execute(load_sql("warehouse/insert_sync_window"), sync)
+
+
 def _append_sync(conn: duckdb.DuckDBPyConnection, window: WindowSync, status: str) -> None:
-    sync = _sync_parameters(window, status, loaded=0, rejected=0)
-    with _transaction(conn, f"record a {status} sync of {window.local_date}"):
-        conn.execute(load_sql("warehouse/insert_sync_window"), sync)
+    _append_syncs(conn, [window], status)
 
 
 def record_settled(conn: duckdb.DuckDBPyConnection, window: WindowSync) -> None:
     """Append a 'settled' row: the window was checked and skipped, nothing was fetched."""
     _append_sync(conn, window, STATUS_SETTLED)
+
+
+def record_settled_many(conn: duckdb.DuckDBPyConnection, windows: Sequence[WindowSync]) -> None:
+    """``record_settled`` for several windows in one transaction."""
+    _append_syncs(conn, windows, STATUS_SETTLED)
 
 
 def record_failed(conn: duckdb.DuckDBPyConnection, window: WindowSync) -> None:
@@ -382,42 +399,62 @@ def _reconciliation_rows(
     return conn.execute(sql, {"local_dates": list(local_dates)}).fetchall()
 
 
+def latest_syncs(
+    conn: duckdb.DuckDBPyConnection, local_dates: Sequence[date]
+) -> dict[date, WindowSync]:
+    """The latest successful ('loaded' or 'settled') sync of each date of ``local_dates``."""
+    if not local_dates:
+        return {}
+    rows = conn.execute(
+        load_sql("warehouse/select_latest_syncs"), {"local_dates": list(local_dates)}
+    ).fetchall()
+    return {
+        day: WindowSync(
+            local_date=day,
+            window_start=start,
+            window_end=end,
+            api_count=api_count,
+            pages=pages,
+            requests=requests,
+            retries=retries,
+            seconds=seconds,
+            run_id=run_id,
+            api_margin_count=margin,
+        )
+        for day, start, end, api_count, pages, requests, retries, seconds, run_id, margin in rows
+    }
+
+
 def latest_sync(conn: duckdb.DuckDBPyConnection, local_date: date) -> WindowSync | None:
     """The latest successful ('loaded' or 'settled') sync of ``local_date``, if any."""
-    row = _first_row(
-        conn.execute(load_sql("warehouse/select_latest_sync"), {"local_date": local_date})
-    )
-    if row is None:
-        return None
-    day, start, end, api_count, pages, requests, retries, seconds, run_id, margin = row
-    return WindowSync(
-        local_date=day,
-        window_start=start,
-        window_end=end,
-        api_count=api_count,
-        pages=pages,
-        requests=requests,
-        retries=retries,
-        seconds=seconds,
-        run_id=run_id,
-        api_margin_count=margin,
-    )
+    return latest_syncs(conn, [local_date]).get(local_date)
+
+
+def settled_windows(
+    conn: duckdb.DuckDBPyConnection, api_counts_now: Mapping[date, int]
+) -> dict[date, WindowSync]:
+    """The latest successful sync of each date whose re-fetch cannot change anything.
+
+    Settled means: that sync's count of the queried range (``expected_count``) equals the
+    date's count now, the warehouse holds its ``api_count`` distinct ids for the date, and none
+    of the date's events is still live. Two queries, whatever the number of dates.
+    """
+    previous = latest_syncs(conn, list(api_counts_now))
+    candidates = [
+        day for day, sync in previous.items() if sync.expected_count == api_counts_now[day]
+    ]
+    return {
+        day: previous[day]
+        for day, _, loaded, live in _reconciliation_rows(conn, candidates)
+        if loaded == previous[day].api_count and live == 0
+    }
 
 
 def window_is_settled(
     conn: duckdb.DuckDBPyConnection, local_date: date, api_count_now: int
 ) -> WindowSync | None:
-    """The latest successful sync of ``local_date`` when re-fetching it cannot change anything.
-
-    Settled means: that sync's count of the queried range (``expected_count``) equals
-    ``api_count_now``, the warehouse holds its ``api_count`` distinct ids for the date, and none
-    of the date's events is still live. Returns None otherwise, so the result reads as a bool.
-    """
-    previous = latest_sync(conn, local_date)
-    if previous is None or previous.expected_count != api_count_now:
-        return None
-    _, _, loaded, live = _reconciliation_rows(conn, [local_date])[0]
-    return previous if loaded == previous.api_count and live == 0 else None
+    """``settled_windows`` for one date: its latest sync when settled, else None."""
+    return settled_windows(conn, {local_date: api_count_now}).get(local_date)
 
 
 def reconcile(conn: duckdb.DuckDBPyConnection, local_dates: Sequence[date]) -> list[Reconciliation]:
