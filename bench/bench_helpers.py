@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
@@ -190,18 +191,59 @@ def measure_command(argv: Sequence[str]) -> int:
         raise SystemExit(f"usage: {MEASURE_FLAG} USAGE_FILE -- COMMAND...")
     started = time.perf_counter()
     proc = subprocess.Popen(command)
+    tree = _TreeMemory(proc.pid)
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - started
+    tree_peak_mb = tree.stop()
     code = os.waitstatus_to_exitcode(status)
     proc.returncode = code  # reaped here, not by Popen
     measured = {
         "returncode": code,
         "wall_s": wall,
+        # Children the command waited for are included (wait4 adds their CPU time).
         "cpu_s": usage.ru_utime + usage.ru_stime,
-        "rss_mb": usage.ru_maxrss / 1024,  # Linux reports kilobytes
+        # wait4 gives the largest single process of the tree, not the tree's sum: a command
+        # that runs part of its work in a child is measured by sampling the whole tree too.
+        "rss_mb": max(usage.ru_maxrss / 1024, tree_peak_mb),  # Linux reports kilobytes
     }
     Path(usage_path).write_text(json.dumps(measured))
     return code
+
+
+TREE_SAMPLE_SECONDS = 0.02
+"""How often the measuring process sums the resident memory of the command's process tree."""
+
+
+class _TreeMemory:
+    """The largest summed RSS of a process and its descendants, sampled on a thread."""
+
+    def __init__(self, pid: int) -> None:
+        import psutil  # only the measuring process needs it
+
+        self._root = psutil.Process(pid)
+        self._psutil = psutil
+        self._peak = 0
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        while not self._done.wait(TREE_SAMPLE_SECONDS):
+            total = 0
+            try:
+                processes = [self._root, *self._root.children(recursive=True)]
+            except self._psutil.Error:
+                continue
+            for process in processes:
+                with suppress(self._psutil.Error):
+                    total += process.memory_info().rss
+            self._peak = max(self._peak, total)
+
+    def stop(self) -> float:
+        """Stop sampling; the peak in MB."""
+        self._done.set()
+        self._thread.join()
+        return self._peak / 2**20
 
 
 def _signal_group(pid: int, sig: int) -> None:

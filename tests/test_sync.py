@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import duckdb
+import httpx
 import pytest
 from conftest import SMALL, assert_same_events, expected_events, warehouse_events
 
@@ -72,6 +73,23 @@ def test_sync_days_loads_exactly_the_truth_and_rerun_is_settled(
     assert "listEvents" not in requests or len(live_days) > 0
     assert sum(requests["getEventsCount"].values()) >= len(DAYS)
     assert_same_events(warehouse_events(warehouse_path), expected_events(truth, "UTC"))
+
+
+def test_a_client_on_its_own_transport_extracts_in_process_with_the_same_result(
+    fresh_simulator: SimulatorProcess, warehouse_path: Path, tmp_path: Path
+) -> None:
+    sim = fresh_simulator
+    # A transport of the caller's cannot be rebuilt in a child process: the sync stays here.
+    with VISClient(sim.base_url, sim.token, transport=httpx.HTTPTransport()) as client:
+        assert client.settings is None
+        synced = sync_days(client, opener(warehouse_path), DAYS, "UTC")
+    with VISClient(sim.base_url, sim.token) as client:
+        assert client.settings is not None
+        sync_days(client, opener(tmp_path / "child.duckdb"), DAYS, "UTC")
+    assert [d.status for d in synced] == ["loaded"] * len(DAYS)
+    expected = expected_events(truth_of_days(sim, DAYS, "UTC"), "UTC")
+    assert_same_events(warehouse_events(warehouse_path), expected)
+    assert_same_events(warehouse_events(tmp_path / "child.duckdb"), expected)
 
 
 def test_full_sync_fetches_settled_days_again(

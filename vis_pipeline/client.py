@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import urllib.request
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar, overload
 from urllib.parse import quote
@@ -33,6 +34,7 @@ from vis_pipeline.spec import operations
 _T = TypeVar("_T")
 
 __all__ = [
+    "ClientSettings",
     "VISAPIError",
     "VISAuthError",
     "VISBadRequest",
@@ -105,6 +107,13 @@ class VISAPIError(VISError):
         self.error_message = error_message
         self.errors = errors or []
         super().__init__(self._message())
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Rebuilt from its fields (the default would pass only the message to __init__).
+        return (
+            type(self),
+            (self.operation, self.status, self.error_code, self.error_message, self.errors),
+        )
 
     def _message(self) -> str:
         text = f"{self.operation}: HTTP {self.status}"
@@ -198,6 +207,37 @@ def _query(**values: Any) -> dict[str, Any]:
     return {name: value for name, value in values.items() if value is not None}
 
 
+@dataclass(frozen=True)
+class ClientSettings:
+    """Everything it takes to build the same client in another process (token included).
+
+    The token is left out of the repr; the object crosses to a child process through a pipe,
+    never through a command line or the environment.
+    """
+
+    base_url: str
+    token: str = field(repr=False)
+    page_size: int = DEFAULT_PAGE_SIZE
+    concurrency: int = DEFAULT_CONCURRENCY
+    timeout: float = DEFAULT_TIMEOUT
+    retry: RetryPolicy = DEFAULT_RETRY_POLICY
+    max_pages_per_window: int = DEFAULT_MAX_PAGES_PER_WINDOW
+    edge_margin_ms: int = DEFAULT_EDGE_MARGIN_MS
+
+    def client(self) -> VISClient:
+        """A new client with these settings."""
+        return VISClient(
+            self.base_url,
+            self.token,
+            page_size=self.page_size,
+            concurrency=self.concurrency,
+            timeout=self.timeout,
+            retry=self.retry,
+            max_pages_per_window=self.max_pages_per_window,
+            edge_margin_ms=self.edge_margin_ms,
+        )
+
+
 class VISClient:
     """A client for the VIS API; use as a context manager or call :meth:`close`."""
 
@@ -219,6 +259,21 @@ class VISClient:
             raise ValueError("the access token holds characters an HTTP header cannot carry")
         self._base_url = base_url.rstrip("/")
         self._secrets: tuple[str, ...] = (token,) if token else ()
+        # A client on a transport of its caller's cannot be rebuilt in another process.
+        self._settings = (
+            None
+            if transport is not None
+            else ClientSettings(
+                self._base_url,
+                token,
+                page_size=page_size,
+                concurrency=concurrency,
+                timeout=timeout,
+                retry=retry,
+                max_pages_per_window=max_pages_per_window,
+                edge_margin_ms=edge_margin_ms,
+            )
+        )
         self._retry = retry
         self._budget: RetryBudget = retry.new_budget()
         self._operations = operations()
@@ -246,7 +301,10 @@ class VISClient:
         else:
             # Requests go straight to the client's pool: the client's per-request machinery
             # (auth flow, redirects, cookies, hooks) costs more than parsing a page does.
-            self._direct = transport or httpx.HTTPTransport(limits=limits)
+            # Plain http needs no TLS context; building the default one reads the whole CA
+            # bundle (about 0.1 s), which a client started per sync should not pay for nothing.
+            tls = httpx.URL(self._base_url).scheme == "https"
+            self._direct = transport or httpx.HTTPTransport(limits=limits, verify=tls)
             self._http = httpx.Client(
                 headers=self._headers, timeout=client_timeout, transport=self._direct
             )
@@ -271,6 +329,11 @@ class VISClient:
     def base_url(self) -> str:
         """The API's base URL."""
         return self._base_url
+
+    @property
+    def settings(self) -> ClientSettings | None:
+        """How to build this client again elsewhere; None when it runs on a caller's transport."""
+        return self._settings
 
     @property
     def retry_budget(self) -> RetryBudget:

@@ -88,6 +88,10 @@ class VISIncompleteWindow(VISError):
         )
         super().__init__(f"{message} ({detail})" if detail else message)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Rebuilt from its fields (the default would pass only the message to __init__).
+        return (type(self), (self.window, self.api_count, self.distinct, self.detail))
+
 
 class Tally:
     """Requests, retries and pages spent on one piece of work (thread-safe)."""

@@ -11,9 +11,7 @@ so handing them to DuckDB through Arrow copies nothing.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -23,6 +21,15 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from vis_pipeline.batch import (
+    EVENTS_SCHEMA,
+    INSTANT_TYPE,
+    RAW_SCHEMA,
+    REJECTED_SCHEMA,
+    NormalizedBatch,
+    json_bytes,
+    json_text,
+)
 from vis_pipeline.records import (
     DIRECTIONS,
     FINAL_STATES,
@@ -34,7 +41,7 @@ from vis_pipeline.records import (
     parse_instant_ms,
 )
 
-_INSTANT_TYPE = pa.timestamp("ms", tz="UTC")
+_INSTANT_TYPE = INSTANT_TYPE
 
 INT64 = pd.ArrowDtype(pa.int64())
 """64-bit integers (ids, durations); a missing value is null."""
@@ -42,14 +49,13 @@ INT64 = pd.ArrowDtype(pa.int64())
 STRING = pd.ArrowDtype(pa.string())
 """Text (UTF-8); a missing value is null."""
 
-BOOL = pd.ArrowDtype(pa.bool_())
-"""Flags (never missing)."""
-
-INSTANT = pd.ArrowDtype(_INSTANT_TYPE)
-"""Instants in UTC at the API's precision (milliseconds)."""
-
 DATE = pd.ArrowDtype(pa.date32())
 """Calendar dates, as DuckDB's DATE."""
+
+
+def _dtypes(schema: pa.Schema) -> dict[str, pd.ArrowDtype]:
+    return {field.name: pd.ArrowDtype(field.type) for field in schema}
+
 
 EVENT_INT_FIELDS: tuple[tuple[str, str], ...] = (
     ("event_id", "id"),
@@ -93,59 +99,14 @@ REQUIRED_COLUMNS: frozenset[str] = frozenset(
 )
 """Columns fed by fields the spec marks required: a null there means the record is invalid."""
 
-EVENT_DTYPES: dict[str, Any] = {
-    "event_id": INT64,
-    "external_id": STRING,
-    "record_type": STRING,
-    "account_id": INT64,
-    "user_id": INT64,
-    "uci_id": INT64,
-    "direction": STRING,
-    "caller_id": STRING,
-    "phone_number": STRING,
-    "state": STRING,
-    "is_final": BOOL,
-    "start_time": INSTANT,
-    "answer_time": INSTANT,
-    "end_time": INSTANT,
-    "duration_ms": INT64,
-    "sms_data": STRING,
-    "local_date": DATE,
-    "synced_at": INSTANT,
-}
-"""vis.events columns, in table order, with their frame dtypes."""
+EVENT_DTYPES: dict[str, pd.ArrowDtype] = _dtypes(EVENTS_SCHEMA)
+"""vis.events columns, in table order, with their frame dtypes (Arrow-backed)."""
 
-RAW_DTYPES: dict[str, Any] = {
-    "event_id": INT64,
-    "payload": STRING,
-    "state": STRING,
-    "is_final": BOOL,
-    "start_time": INSTANT,
-    "local_date": DATE,
-}
-"""raw.events columns carried by a batch (the seen-at times are added by the warehouse)."""
+RAW_DTYPES: dict[str, pd.ArrowDtype] = _dtypes(RAW_SCHEMA)
+"""raw.events columns carried by a batch, with their frame dtypes."""
 
-REJECTED_DTYPES: dict[str, Any] = {
-    "event_id": INT64,
-    "reason": STRING,
-    "payload": STRING,
-    "local_date": DATE,
-}
-"""Rejected-record columns carried by a batch (the window columns are added by the warehouse)."""
-
-
-def _schema(dtypes: dict[str, pd.ArrowDtype]) -> pa.Schema:
-    return pa.schema([(name, dtype.pyarrow_dtype) for name, dtype in dtypes.items()])
-
-
-EVENTS_SCHEMA = _schema(EVENT_DTYPES)
-"""Arrow schema of the events frame, as handed to DuckDB."""
-
-RAW_SCHEMA = _schema(RAW_DTYPES)
-"""Arrow schema of the raw frame, as handed to DuckDB."""
-
-REJECTED_SCHEMA = _schema(REJECTED_DTYPES)
-"""Arrow schema of the rejected frame, as handed to DuckDB."""
+REJECTED_DTYPES: dict[str, pd.ArrowDtype] = _dtypes(REJECTED_SCHEMA)
+"""Rejected-record columns carried by a batch, with their frame dtypes."""
 
 _BATCH_SCHEMA = pa.schema([*EVENTS_SCHEMA, RAW_SCHEMA.field("payload")])
 """Every column of a batch: the events frame's and the raw payload."""
@@ -176,41 +137,8 @@ _CONVERSION_ERRORS = (
 )
 
 
-@dataclass
-class NormalizedBatch:
-    """One window's records as frames shaped like the warehouse tables."""
-
-    events: pd.DataFrame
-    """vis.events rows, one per event id, columns and dtypes as ``EVENT_DTYPES``."""
-    raw: pd.DataFrame
-    """raw.events rows for the same ids, in the same order, as ``RAW_DTYPES``."""
-    rejected: pd.DataFrame
-    """Records that are not valid events, as ``REJECTED_DTYPES``."""
-    synced_at: datetime | None = None
-    """When the batch was fetched; the warehouse stamps raw and rejected rows with it."""
-
-
 class _Unconvertible(ValueError):
     """A batch holds at least one record whose fields do not convert (found per record later)."""
-
-
-def json_bytes(value: Any) -> bytes:
-    """``value`` as UTF-8 JSON; something is always returned, even for odd payloads."""
-    try:
-        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
-    except TypeError:
-        pass
-    try:
-        # The standard library copes with integers beyond 64 bits, which orjson refuses, and
-        # escaping to ASCII keeps lone surrogates (valid in JSON, not in UTF-8) storable.
-        return json.dumps(value, default=repr).encode()
-    except (TypeError, ValueError, RecursionError):
-        return orjson.dumps(repr(value))
-
-
-def json_text(value: Any) -> str:
-    """``value`` as JSON text (see ``json_bytes``)."""
-    return json_bytes(value).decode()
 
 
 _SEPARATOR_VALUE = "\x00"
@@ -481,3 +409,17 @@ def normalize_events(
         rejected=_rejected_frame([*rejected, *extra], tz),
         synced_at=stamp.to_pydatetime(),
     )
+
+
+__all__ = [
+    "EVENTS_SCHEMA",
+    "EVENT_DTYPES",
+    "RAW_DTYPES",
+    "RAW_SCHEMA",
+    "REJECTED_DTYPES",
+    "REJECTED_SCHEMA",
+    "NormalizedBatch",
+    "json_bytes",
+    "json_text",
+    "normalize_events",
+]

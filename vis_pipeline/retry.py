@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from typing import Any
 
 import httpx
 
@@ -69,6 +70,20 @@ class VISRetriesExhausted(VISError):
         self.page = page
         super().__init__(self._message())
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Rebuilt from its fields (the default would pass only the message to __init__).
+        return (
+            _rebuild_retries_exhausted,
+            (
+                self.operation,
+                self.attempts,
+                self.last_cause,
+                self.budget_exhausted,
+                self.window,
+                self.page,
+            ),
+        )
+
     def _message(self) -> str:
         where = ""
         if self.window is not None:
@@ -110,6 +125,24 @@ UNSENT_EXCEPTIONS: tuple[type[BaseException], ...] = (
     httpx.PoolTimeout,
 )
 """Failures that happen before the request reaches the server: safe to repeat for any method."""
+
+
+def _rebuild_retries_exhausted(
+    operation: str,
+    attempts: int,
+    last_cause: str,
+    budget_exhausted: bool,
+    window: tuple[datetime, datetime] | None,
+    page: int | None,
+) -> VISRetriesExhausted:
+    return VISRetriesExhausted(
+        operation,
+        attempts,
+        last_cause,
+        budget_exhausted=budget_exhausted,
+        window=window,
+        page=page,
+    )
 
 
 class RetryBudget:

@@ -5,8 +5,8 @@ The Dagster events asset and the benchmark's library path both call :func:`sync_
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from functools import partial
@@ -14,9 +14,10 @@ from zoneinfo import ZoneInfo
 
 import duckdb
 
+from vis_pipeline.batch import NormalizedBatch
 from vis_pipeline.client import VISClient
 from vis_pipeline.extract import WindowResult
-from vis_pipeline.normalize import NormalizedBatch, normalize_events
+from vis_pipeline.extract_process import ExtractionProcess
 from vis_pipeline.warehouse import (
     WindowSync,
     latest_syncs,
@@ -77,20 +78,39 @@ def sync_days(
     mid-way leaves whole days behind it and re-running is always safe.
     """
     windows = {day: local_day_window(day, tz) for day in days}
-    with open_warehouse() as conn:
+    with open_warehouse() as conn, _window_source(client) as source:
         settled = [] if full else _settled_days(client, conn, windows, run_id)
         settled_days = {item.local_date for item in settled}
         to_fetch = [day for day in days if day not in settled_days]
-        # Normalising runs on the extraction threads, so this thread only writes: a window is
+        # Normalising runs on the extraction's side, so this thread only writes: a window is
         # loaded while the next one is fetched and normalised.
-        prepared = client.iter_windows(
-            (windows[day] for day in to_fetch), partial(_normalize_window, tz=tz)
-        )
+        prepared = source([windows[day] for day in to_fetch], partial(_normalize_window, tz=tz))
         loaded = [
             _load_day(conn, day, ready, run_id)
             for day, ready in zip(to_fetch, prepared, strict=True)
         ]
     return sorted(settled + loaded, key=lambda item: item.local_date)
+
+
+WindowSource = Callable[
+    [list[tuple[datetime, datetime]], Callable[[WindowResult], "_NormalizedWindow"]],
+    Iterator["_NormalizedWindow"],
+]
+"""Extracts windows in order, passing each result through a function (``iter_windows``)."""
+
+
+@contextmanager
+def _window_source(client: VISClient) -> Iterator[WindowSource]:
+    """Where windows are extracted: a child process, started now, when the client can be
+    rebuilt there; else this process (a client on a caller's own transport).
+
+    The HTTP work and the loading then each have an interpreter, and a GIL, of their own.
+    """
+    if client.settings is None:
+        yield client.iter_windows
+        return
+    with ExtractionProcess(client.settings) as process:
+        yield process.iter_windows
 
 
 @dataclass(frozen=True)
@@ -103,6 +123,10 @@ class _NormalizedWindow:
 
 def _normalize_window(result: WindowResult, tz: str) -> _NormalizedWindow:
     """Normalise a fetched window; its raw records are dropped once they are in the batch."""
+    # Imported here: pandas takes a third of a second to import, which a sync with nothing to
+    # fetch never needs, and which a sync that fetches pays while its first window downloads.
+    from vis_pipeline.normalize import normalize_events
+
     batch = normalize_events(result.events, result.rejected, tz, datetime.now(UTC))
     return _NormalizedWindow(replace(result, events=[], rejected=[]), batch)
 

@@ -13,13 +13,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
-import pandas as pd
 import pyarrow as pa
 
-from vis_pipeline.normalize import (
+from vis_pipeline.batch import (
     EVENTS_SCHEMA,
     RAW_SCHEMA,
     REJECTED_SCHEMA,
@@ -28,6 +27,9 @@ from vis_pipeline.normalize import (
 )
 from vis_pipeline.records import FINAL_STATES, LIVE_STATES
 from vis_pipeline.sqlfiles import list_sql, load_sql
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 SCHEMA_FOLDER = "schema"
 """SQL folder whose files, in name order, create the warehouse (each one idempotent)."""
