@@ -78,7 +78,8 @@ def sync_days(
     mid-way leaves whole days behind it and re-running is always safe.
     """
     windows = {day: local_day_window(day, tz) for day in days}
-    with open_warehouse() as conn, _window_source(client) as source:
+    # The extraction process starts first: its start-up overlaps opening the warehouse.
+    with _window_source(client) as source, open_warehouse() as conn:
         settled = [] if full else _settled_days(client, conn, windows, run_id)
         settled_days = {item.local_date for item in settled}
         to_fetch = [day for day in days if day not in settled_days]
