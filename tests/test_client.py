@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 import jsonschema
 import pytest
 
@@ -207,6 +208,24 @@ def test_webhooks(client: VISClient) -> None:
 
 
 # -- errors ----------------------------------------------------------------------------------
+
+
+def test_settings_rebuild_the_client_only_when_a_copy_would_behave_the_same() -> None:
+    plain = VISClient("http://127.0.0.1:9", "t0ken", page_size=50, concurrency=3)
+    settings = plain.settings
+    assert settings is not None and "t0ken" not in repr(settings)
+    with settings.client() as copy:
+        assert copy.settings == settings
+    # A caller's transport, or a caller's clock for the retries, stays in the caller's process.
+    sleeps: list[float] = []
+    assert (
+        VISClient("http://127.0.0.1:9", "t", retry=RetryPolicy(sleep=sleeps.append)).settings
+        is None
+    )
+    assert (
+        VISClient("http://127.0.0.1:9", "t", transport=httpx.MockTransport(lambda r: None)).settings
+        is None
+    )
 
 
 def test_wrong_token_fails_at_once(fresh_simulator: SimulatorProcess) -> None:

@@ -4,20 +4,28 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
+import subprocess
+import sys
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import psutil
 import pytest
 from conftest import SMALL
 
+from vis_pipeline import sync
 from vis_pipeline.client import ClientSettings, VISAuthError, VISClient
 from vis_pipeline.extract import WindowResult
-from vis_pipeline.extract_process import ExtractionProcessError, iter_windows_in_child
+from vis_pipeline.extract_process import ExtractionProcessError, _portable, iter_windows_in_child
 from vis_pipeline.retry import RetryPolicy
 from vis_pipeline.simulator.process import SimulatorProcess
+from vis_pipeline.warehouse import connect
 
 FIRST = datetime.combine(date.fromisoformat(SMALL.start), datetime.min.time(), UTC)
 WINDOWS = [(FIRST + timedelta(days=d), FIRST + timedelta(days=d + 1)) for d in range(SMALL.days)]
@@ -65,15 +73,32 @@ def test_then_runs_in_the_calling_process(fresh_simulator: SimulatorProcess) -> 
     assert pids == [os.getpid()] * len(WINDOWS)
 
 
-def test_a_refused_token_raises_the_clients_own_error_without_the_token(
+def test_a_refused_token_raises_the_clients_own_error_with_the_childs_traceback(
     fresh_simulator: SimulatorProcess,
 ) -> None:
     secret = "not-the-token-3f9a1c"
     with pytest.raises(VISAuthError) as caught:
         list(iter_windows_in_child(_settings(fresh_simulator, token=secret), WINDOWS, _same))
     assert caught.value.status == 401
-    assert secret not in str(caught.value) and secret not in repr(caught.value)
+    (note,) = caught.value.__notes__
+    assert note.startswith("raised in the extraction process") and "Traceback" in note
+    assert all(secret not in text for text in (str(caught.value), repr(caught.value), note))
     assert not _extraction_children()
+
+
+class _TwoPartError(Exception):
+    """An exception whose pickled form cannot be rebuilt (its __init__ wants two arguments)."""
+
+    def __init__(self, what: str, secret: str) -> None:
+        super().__init__(f"{what} with {secret}")
+
+
+def test_an_error_that_cannot_cross_the_pipe_is_described_without_secrets() -> None:
+    portable = _portable(_TwoPartError("broke", "s3cret-token"), "s3cret-token")
+    crossed = pickle.loads(pickle.dumps(portable))
+    assert type(crossed) is ExtractionProcessError
+    assert "_TwoPartError: broke with [redacted]" in str(crossed)
+    assert "s3cret-token" not in str(crossed) + "".join(crossed.__notes__)
 
 
 def test_retries_in_the_child_are_logged_by_the_caller(
@@ -96,23 +121,99 @@ def test_retries_in_the_child_are_logged_by_the_caller(
 
 
 def test_the_token_reaches_the_child_only_through_its_pipe(
-    fresh_simulator: SimulatorProcess,
+    fresh_simulator: SimulatorProcess, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    windows = iter_windows_in_child(_settings(fresh_simulator), WINDOWS, _same)
-    next(windows)
-    (child,) = _extraction_children()
     token = fresh_simulator.token
-    assert token not in " ".join(child.cmdline())
-    assert all(token not in value for value in child.environ().values())
-    windows.close()
-
-
-def test_leaving_early_stops_the_child(fresh_simulator: SimulatorProcess) -> None:
+    # As under the CLI and Dagster, the token is in this process's environment.
+    monkeypatch.setenv("VIS_ACCESS_TOKEN", token)
+    monkeypatch.setenv("SOME_URL_WITH_IT", f"https://user:{token}@example.invalid/")
     windows = iter_windows_in_child(_settings(fresh_simulator), WINDOWS, _same)
     next(windows)
     (child,) = _extraction_children()
+    assert token not in " ".join(child.cmdline())
+    environment = child.environ()
+    assert "VIS_ACCESS_TOKEN" not in environment and "SOME_URL_WITH_IT" not in environment
+    assert all(token not in value for value in environment.values())
     windows.close()
-    assert not child.is_running()
+
+
+def _reader_threads() -> list[threading.Thread]:
+    return [thread for thread in threading.enumerate() if thread.name == "vis-extract-reader"]
+
+
+def test_leaving_early_stops_the_child_and_the_reader(fresh_simulator: SimulatorProcess) -> None:
+    windows = iter_windows_in_child(_settings(fresh_simulator), WINDOWS, _same)
+    next(windows)
+    (child,) = _extraction_children()
+    assert _reader_threads()
+    windows.close()
+    assert not child.is_running() and not _reader_threads()
+
+
+_ORPHANED_PARENT = """
+import os, sys, time
+from datetime import datetime, timedelta, UTC
+import psutil
+from vis_pipeline.client import VISClient
+from vis_pipeline.extract_process import iter_windows_in_child
+start = datetime.fromisoformat(sys.argv[2])
+windows = [(start + timedelta(days=d), start + timedelta(days=d + 1)) for d in range(3)]
+settings = VISClient(sys.argv[1], os.environ["VIS_ACCESS_TOKEN"]).settings
+results = iter_windows_in_child(settings, windows, lambda result: time.sleep(60))
+next(results, None)
+"""
+
+
+def test_a_child_whose_caller_is_killed_stops_at_once(fresh_simulator: SimulatorProcess) -> None:
+    sim = fresh_simulator
+    # Every request fails: without its caller, the child would go on retrying for a minute.
+    sim.control.set_behaviour(probability=1.0, kinds=["500"])
+    parent = subprocess.Popen(
+        [sys.executable, "-c", _ORPHANED_PARENT, sim.base_url, FIRST.isoformat()],
+        env={**os.environ, "VIS_ACCESS_TOKEN": sim.token},
+    )
+    try:
+        deadline = time.monotonic() + 30
+        children: list[psutil.Process] = []
+        while not children and time.monotonic() < deadline:
+            time.sleep(0.05)
+            children = [
+                c
+                for c in psutil.Process(parent.pid).children()
+                if "vis_pipeline.extract_process" in " ".join(c.cmdline())
+            ]
+        assert children, "the caller never started its extraction process"
+        time.sleep(0.5)  # the child is at work, retrying
+        parent.kill()
+        parent.wait()
+        _, alive = psutil.wait_procs(children, timeout=5)
+        assert not alive, "the orphaned extraction process kept running"
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait()
+
+
+def test_a_failed_load_leaves_no_process_or_thread_behind(
+    fresh_simulator: SimulatorProcess, warehouse_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_load = sync.load_window
+    loads: list[date] = []
+
+    def fail_on_the_second_day(conn: Any, batch: Any, window: Any) -> Any:
+        loads.append(window.local_date)
+        if len(loads) == 2:
+            raise RuntimeError("the disk is full")
+        return real_load(conn, batch, window)
+
+    monkeypatch.setattr(sync, "load_window", fail_on_the_second_day)
+    days = [window[0].date() for window in WINDOWS]
+    with (
+        VISClient(fresh_simulator.base_url, fresh_simulator.token) as client,
+        pytest.raises(RuntimeError, match="the disk is full"),
+    ):
+        sync.sync_days(client, lambda: connect(warehouse_path), days, "UTC")
+    assert not _extraction_children() and not _reader_threads()
 
 
 def test_an_error_in_then_reaches_the_caller_and_stops_the_child(

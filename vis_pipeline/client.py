@@ -113,6 +113,7 @@ class VISAPIError(VISError):
         return (
             type(self),
             (self.operation, self.status, self.error_code, self.error_message, self.errors),
+            self.__dict__,
         )
 
     def _message(self) -> str:
@@ -160,7 +161,7 @@ def _error_class(status: int) -> type[VISAPIError]:
     return VISAPIError
 
 
-def _scrub(text: str, secrets: Iterable[str]) -> str:
+def scrub_secrets(text: str, secrets: Iterable[str]) -> str:
     """``text`` without any secret, also in the escaped spellings repr() gives them."""
     for secret in secrets:
         if not secret:
@@ -212,7 +213,8 @@ class ClientSettings:
     """Everything it takes to build the same client in another process (token included).
 
     The token is left out of the repr; the object crosses to a child process through a pipe,
-    never through a command line or the environment.
+    never through a command line or the environment. The client built from it has a retry
+    budget of its own.
     """
 
     base_url: str
@@ -259,10 +261,11 @@ class VISClient:
             raise ValueError("the access token holds characters an HTTP header cannot carry")
         self._base_url = base_url.rstrip("/")
         self._secrets: tuple[str, ...] = (token,) if token else ()
-        # A client on a transport of its caller's cannot be rebuilt in another process.
+        # A client on a transport of its caller's, or retrying with a clock or randomness of
+        # its caller's, would not behave the same if rebuilt in another process.
         self._settings = (
             None
-            if transport is not None
+            if transport is not None or not retry.portable
             else ClientSettings(
                 self._base_url,
                 token,
@@ -389,7 +392,7 @@ class VISClient:
             # Raised outside the handler and never chained: the raw exception's text may hold
             # what was sent (httpx quotes a refused header value whole).
             if failure is not None:
-                cause = _scrub(_describe(failure), secrets)
+                cause = scrub_secrets(_describe(failure), secrets)
                 if not policy.retries_exception(failure, idempotent=idempotent):
                     raise VISTransportError(f"{operation}: {cause}; not retried") from None
             else:
@@ -731,15 +734,15 @@ def _api_error(operation: str, response: httpx.Response, secrets: tuple[str, ...
             raw_errors = body.get("errors")
             if isinstance(raw_errors, list):
                 errors = [
-                    {key: _scrub(str(value), secrets) for key, value in item.items()}
+                    {key: scrub_secrets(str(value), secrets) for key, value in item.items()}
                     for item in raw_errors
                     if isinstance(item, dict)
                 ]
     return _error_class(response.status_code)(
         operation,
         response.status_code,
-        _scrub(code, secrets) if code else None,
-        _scrub(message, secrets) if message else None,
+        scrub_secrets(code, secrets) if code else None,
+        scrub_secrets(message, secrets) if message else None,
         errors,
     )
 

@@ -90,7 +90,11 @@ class VISIncompleteWindow(VISError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Rebuilt from its fields (the default would pass only the message to __init__).
-        return (type(self), (self.window, self.api_count, self.distinct, self.detail))
+        return (
+            type(self),
+            (self.window, self.api_count, self.distinct, self.detail),
+            self.__dict__,
+        )
 
 
 class Tally:

@@ -6,12 +6,16 @@ core. A child process gives the HTTP work an interpreter of its own. It runs the
 ``VISClient.iter_windows`` and writes each finished window to a pipe; a write blocks while the
 caller is behind, so only a few windows are ever held, whatever the range.
 
-The child learns the client's settings, token included, from its standard input: the token never
-appears on a command line or in the environment. Its log records and its errors cross the pipe
-and are raised or logged again in the caller, with their own types and logger names.
+The child learns the client's settings, token included, from its standard input: the token is
+on no command line, and variables holding it are left out of the child's environment. The
+child's standard input stays open while it works: when it closes (the caller finished, or died)
+the child stops at once, so an orphan never goes on calling the API. Its log records and errors
+cross the pipe and are logged or raised again in the caller, with their own logger names and
+types, secrets scrubbed.
 
-    frames, child to caller: 8-byte little-endian length, then a pickled tuple
-    ("log", level, logger name, message) | ("window", WindowResult without events, events JSON)
+    job, caller to child (standard input): 8-byte little-endian length, then a pickled _Job
+    frames, child to caller (a pipe of their own): the same header, then a pickled tuple
+    ("log", level, logger name, text) | ("window", WindowResult without events, events JSON)
     | ("error", exception) | ("done",)
 """
 
@@ -26,6 +30,7 @@ import struct
 import subprocess
 import sys
 import threading
+import traceback
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -34,7 +39,7 @@ from typing import IO, Any, TypeVar
 
 import orjson
 
-from vis_pipeline.client import ClientSettings
+from vis_pipeline.client import ClientSettings, scrub_secrets
 from vis_pipeline.extract import WindowResult
 from vis_pipeline.retry import VISError
 
@@ -43,7 +48,7 @@ _T = TypeVar("_T")
 Window = tuple[datetime, datetime]
 
 _LENGTH = struct.Struct("<Q")
-"""The frame header: the pickled frame's length in bytes."""
+"""The header of the job and of every frame: the pickled body's length in bytes."""
 
 _PROTOCOL = pickle.HIGHEST_PROTOCOL
 """Both ends run the same interpreter, so the newest pickle protocol is always understood."""
@@ -53,6 +58,17 @@ READY_WINDOWS = 1
 
 _STOP_POLL_SECONDS = 0.1
 """How often the reader, blocked on a full hand-over queue, checks whether the caller left."""
+
+_CHILD_CODE = (
+    "import sys; sys.path.append(sys.argv[1]); "
+    "from vis_pipeline.extract_process import main; sys.exit(main(int(sys.argv[2])))"
+)
+"""The child's program. The package's folder goes last on its path: used only when the package
+is not installed, never shadowing anything. Run this way, not with ``-m``, the module keeps its
+name, so errors pickled in the child name classes the caller can find."""
+
+_TOKEN_VARIABLES = ("VIS_ACCESS_TOKEN",)
+"""Variables the project reads the token from; the child's environment goes without them."""
 
 
 @dataclass(frozen=True)
@@ -77,22 +93,34 @@ class ExtractionProcess:
 
     Starting it before the caller knows which windows to fetch hides the child's start-up (an
     interpreter and its imports) behind the caller's own preparations. Use it as a context
-    manager; closing it stops the child, whatever it is doing.
+    manager; closing it stops the child and the reader thread, whatever they are doing.
     """
 
     def __init__(self, settings: ClientSettings) -> None:
         self._settings = settings
         self._used = False
-        # The package must be importable in the child however this process found it.
-        package_root = str(Path(__file__).resolve().parents[1])
-        path = os.environ.get("PYTHONPATH")
-        env = {**os.environ, "PYTHONPATH": package_root + (os.pathsep + path if path else "")}
-        self._child = subprocess.Popen(
-            [sys.executable, "-m", "vis_pipeline.extract_process"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            env=env,
-        )
+        self._stop = threading.Event()
+        self._reader: threading.Thread | None = None
+        read_end, write_end = os.pipe()
+        try:
+            self._child = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-c",
+                    _CHILD_CODE,
+                    str(Path(__file__).resolve().parents[1]),
+                    str(write_end),
+                ],
+                stdin=subprocess.PIPE,
+                pass_fds=(write_end,),
+                env=_child_environment(settings.token),
+            )
+        except BaseException:
+            os.close(read_end)
+            raise
+        finally:
+            os.close(write_end)
+        self._frames = os.fdopen(read_end, "rb")
 
     def __enter__(self) -> ExtractionProcess:
         return self
@@ -101,16 +129,18 @@ class ExtractionProcess:
         self.close()
 
     def close(self) -> None:
-        """Stop the child, whatever it is doing, and close its pipes."""
+        """Stop the child and the reader thread, whatever they are doing; close the pipes."""
+        self._stop.set()
         child = self._child
         if child.poll() is None:
             child.kill()  # never waited for: a child never given windows may still be importing
         child.wait()
-        if child.stdin is not None and not child.stdin.closed:
-            with contextlib.suppress(OSError):
+        if self._reader is not None:
+            self._reader.join()  # the child is gone, so its frames end and the reader returns
+        with contextlib.suppress(OSError):
+            if child.stdin is not None:
                 child.stdin.close()
-        if child.stdout is not None:
-            child.stdout.close()
+        self._frames.close()
 
     def iter_windows(
         self, windows: Sequence[Window], then: Callable[[WindowResult], _T]
@@ -128,22 +158,15 @@ class ExtractionProcess:
         if not windows:
             return
         level = logging.getLogger("vis_pipeline").getEffectiveLevel()
-        child = self._child
-        assert child.stdin is not None
-        try:
-            child.stdin.write(pickle.dumps(_Job(self._settings, windows, level), _PROTOCOL))
-            child.stdin.close()
-        except BrokenPipeError:
-            pass  # the child is gone already: its reader reports how it ended
+        self._send_job(_Job(self._settings, windows, level))
         handover: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=READY_WINDOWS)
-        stop = threading.Event()
-        reader = threading.Thread(
+        self._reader = threading.Thread(
             target=_read_frames,
-            args=(child, then, handover, stop),
+            args=(self._child, self._frames, then, handover, self._stop),
             name="vis-extract-reader",
             daemon=True,
         )
-        reader.start()
+        self._reader.start()
         try:
             delivered = 0
             while True:
@@ -159,11 +182,16 @@ class ExtractionProcess:
                     f"the extraction process returned {delivered} of {len(windows)} windows"
                 )
         finally:
-            stop.set()
-            if child.poll() is None:
-                child.kill()  # its reader then sees the stream end
-            child.wait()
-            reader.join()
+            self.close()
+
+    def _send_job(self, job: _Job) -> None:
+        """Write the job; standard input stays open, as the child's sign that the caller lives."""
+        stdin = self._child.stdin
+        assert stdin is not None
+        body = pickle.dumps(job, protocol=_PROTOCOL)
+        with contextlib.suppress(BrokenPipeError):  # the child is gone: the reader says how
+            stdin.write(_LENGTH.pack(len(body)) + body)
+            stdin.flush()
 
 
 def iter_windows_in_child(
@@ -174,17 +202,26 @@ def iter_windows_in_child(
         yield from process.iter_windows(windows, then)
 
 
+def _child_environment(token: str) -> dict[str, str]:
+    """This process's environment without the variables that hold the token."""
+    return {
+        name: value
+        for name, value in os.environ.items()
+        if name not in _TOKEN_VARIABLES and not (token and token in value)
+    }
+
+
 def _read_frames(
     child: subprocess.Popen[bytes],
+    frames: IO[bytes],
     then: Callable[[WindowResult], Any],
     handover: queue.Queue[tuple[str, Any]],
     stop: threading.Event,
 ) -> None:
     """Read the child's frames until it is done: log records, windows (through ``then``), errors."""
-    assert child.stdout is not None
     try:
-        while True:
-            frame = _read_frame(child.stdout)
+        while not stop.is_set():
+            frame = _read_frame(frames)
             if frame is None:
                 code = child.wait()
                 raise ExtractionProcessError(
@@ -192,8 +229,8 @@ def _read_frames(
                 )
             kind = frame[0]
             if kind == "log":
-                _, level, name, message = frame
-                logging.getLogger(name).log(level, "%s", message)
+                _, level, name, text = frame
+                logging.getLogger(name).log(level, "%s", text)
             elif kind == "window":
                 _, result, events = frame
                 ready = then(replace(result, events=orjson.loads(events)))
@@ -248,21 +285,32 @@ class _FrameWriter:
     def write(self, frame: tuple[Any, ...]) -> None:
         body = pickle.dumps(frame, protocol=_PROTOCOL)
         with self._lock:
-            self._stream.write(_LENGTH.pack(len(body)))
-            self._stream.write(body)
+            self._stream.write(_LENGTH.pack(len(body)) + body)
             self._stream.flush()
 
 
 class _ForwardingHandler(logging.Handler):
     """Sends each log record to the caller, which logs it again under the same logger name."""
 
-    def __init__(self, writer: _FrameWriter) -> None:
+    def __init__(self, writer: _FrameWriter, token: str) -> None:
         super().__init__()
         self._writer = writer
+        self._token = token
 
     def emit(self, record: logging.LogRecord) -> None:
-        with contextlib.suppress(Exception):  # the caller is gone: nothing to tell it
-            self._writer.write(("log", record.levelno, record.name, record.getMessage()))
+        text = record.getMessage()
+        if record.exc_info:
+            text += "\n" + "".join(traceback.format_exception(*record.exc_info)).rstrip()
+        try:
+            self._writer.write(("log", record.levelno, record.name, _scrubbed(text, self._token)))
+        except BrokenPipeError:
+            os._exit(0)  # the caller is gone: stop calling the API on its behalf
+        except Exception:  # a record that cannot be sent is not worth failing the sync over
+            pass
+
+
+def _scrubbed(text: str, token: str) -> str:
+    return scrub_secrets(text, (token,))
 
 
 def _pack(result: WindowResult) -> tuple[WindowResult, bytes]:
@@ -274,13 +322,34 @@ def _pack(result: WindowResult) -> tuple[WindowResult, bytes]:
 
 
 def _portable(exc: BaseException, token: str) -> BaseException:
-    """``exc`` if it crosses the pipe intact, else an ExtractionProcessError saying what it was."""
+    """``exc`` with the child's traceback as a note, or an ExtractionProcessError saying what it
+    was when it would not survive the pipe; secrets scrubbed either way."""
+    where = "".join(traceback.format_exception(exc)).rstrip()
+    note = _scrubbed(f"raised in the extraction process:\n{where}", token)
     try:
+        exc.add_note(note)
         pickle.loads(pickle.dumps(exc, protocol=_PROTOCOL))
     except Exception:
-        text = f"{type(exc).__name__}: {exc}"
-        return ExtractionProcessError(text.replace(token, "[redacted]") if token else text)
+        text = _scrubbed(f"{type(exc).__name__}: {exc}", token)
+        portable = ExtractionProcessError(text)
+        portable.add_note(note)
+        return portable
     return exc
+
+
+def _watch_caller(stdin: IO[bytes]) -> None:
+    """End this process when the caller closes standard input: it finished, or it died."""
+    stdin.read()
+    os._exit(0)
+
+
+def _read_job(stdin: IO[bytes]) -> _Job | None:
+    header = stdin.read(_LENGTH.size)
+    if len(header) < _LENGTH.size:
+        return None  # closed without windows: nothing was left to fetch
+    (length,) = _LENGTH.unpack(header)
+    job: _Job = pickle.loads(stdin.read(length))
+    return job
 
 
 def _extract(job: _Job, writer: _FrameWriter) -> None:
@@ -289,18 +358,16 @@ def _extract(job: _Job, writer: _FrameWriter) -> None:
             writer.write(("window", result, events))
 
 
-def main() -> int:
+def main(frames_fd: int) -> int:
     """The child: read the job, stream the windows, say it is done (or what went wrong)."""
-    request = sys.stdin.buffer.read()
-    if not request:
-        return 0  # closed without windows: nothing was left to fetch
-    job: _Job = pickle.loads(request)
-    # Frames get standard output to themselves: anything else printed goes to standard error.
-    frames = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
-    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
-    writer = _FrameWriter(frames)
+    job = _read_job(sys.stdin.buffer)
+    if job is None:
+        return 0
+    threading.Thread(target=_watch_caller, args=(sys.stdin.buffer,), daemon=True).start()
+    writer = _FrameWriter(os.fdopen(frames_fd, "wb"))
+    token = job.settings.token
     root = logging.getLogger()
-    root.handlers[:] = [_ForwardingHandler(writer)]
+    root.handlers[:] = [_ForwardingHandler(writer, token)]
     root.setLevel(job.log_level)
     try:
         _extract(job, writer)
@@ -309,12 +376,8 @@ def main() -> int:
         return 0  # the caller stopped reading: it has what it wanted, or has gone
     except BaseException as exc:
         try:
-            writer.write(("error", _portable(exc, job.settings.token)))
+            writer.write(("error", _portable(exc, token)))
         except BrokenPipeError:
             return 0
         return 1
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

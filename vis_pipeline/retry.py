@@ -82,6 +82,7 @@ class VISRetriesExhausted(VISError):
                 self.window,
                 self.page,
             ),
+            self.__dict__,
         )
 
     def _message(self) -> str:
@@ -246,6 +247,12 @@ class RetryPolicy:
             raise ValueError("max_attempts must be >= 1")
         if self.base < 0 or self.cap < 0 or self.retry_after_cap < 0:
             raise ValueError("delays must be >= 0")
+
+    @property
+    def portable(self) -> bool:
+        """Whether a copy in another process behaves the same: it sleeps and draws at random
+        with the standard library's functions, not with callables of its caller's."""
+        return self.sleep is time.sleep and self.random is _random.random
 
     def retries_status(self, status: int) -> bool:
         """Whether an answer with this status is worth asking again."""
