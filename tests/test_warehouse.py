@@ -410,7 +410,7 @@ def test_settled_windows_judges_many_days_at_once_as_each_alone(
     wh.load_window(conn, batch_of([live_event(2, days[1])]), window(days[1], 1))
     wh.load_window(conn, batch_of([final_event(3, days[2])]), window(days[2], 1))
     counts = {days[0]: 1, days[1]: 1, days[2]: 2, days[3]: 0}  # days[3] was never synced
-    together = wh.settled_windows(conn, counts)
+    together = wh.settled_windows(conn, wh.latest_syncs(conn, list(counts)), counts)
     alone = {day: wh.window_is_settled(conn, day, count) for day, count in counts.items()}
     assert set(together) == {day for day, settled in alone.items() if settled} == {days[0]}
     # Recorded together, in one transaction, they read back as each day's latest sync.

@@ -178,9 +178,9 @@ def _settled_days(
     Only days synced before can be settled, so only they cost a count request; the requests go
     out together and the warehouse is asked in a fixed number of queries.
     """
-    synced = list(latest_syncs(conn, list(windows)))
-    counts = client.count_windows(windows[day] for day in synced)
-    settled = settled_windows(conn, dict(zip(synced, counts, strict=True)))
+    previous = latest_syncs(conn, list(windows))
+    counts = client.count_windows(windows[day] for day in previous)
+    settled = settled_windows(conn, previous, dict(zip(previous, counts, strict=True)))
     record_settled_many(
         conn,
         [

@@ -372,13 +372,9 @@ def _append_syncs(
             conn.execute(load_sql("warehouse/insert_sync_window"), sync)
 
 
-def _append_sync(conn: duckdb.DuckDBPyConnection, window: WindowSync, status: str) -> None:
-    _append_syncs(conn, [window], status)
-
-
 def record_settled(conn: duckdb.DuckDBPyConnection, window: WindowSync) -> None:
     """Append a 'settled' row: the window was checked and skipped, nothing was fetched."""
-    _append_sync(conn, window, STATUS_SETTLED)
+    _append_syncs(conn, [window], STATUS_SETTLED)
 
 
 def record_settled_many(conn: duckdb.DuckDBPyConnection, windows: Sequence[WindowSync]) -> None:
@@ -388,7 +384,7 @@ def record_settled_many(conn: duckdb.DuckDBPyConnection, windows: Sequence[Windo
 
 def record_failed(conn: duckdb.DuckDBPyConnection, window: WindowSync) -> None:
     """Append a 'failed' row: the window's sync did not complete (nothing was loaded)."""
-    _append_sync(conn, window, STATUS_FAILED)
+    _append_syncs(conn, [window], STATUS_FAILED)
 
 
 def _reconciliation_rows(
@@ -433,17 +429,21 @@ def latest_sync(conn: duckdb.DuckDBPyConnection, local_date: date) -> WindowSync
 
 
 def settled_windows(
-    conn: duckdb.DuckDBPyConnection, api_counts_now: Mapping[date, int]
+    conn: duckdb.DuckDBPyConnection,
+    previous: Mapping[date, WindowSync],
+    api_counts_now: Mapping[date, int],
 ) -> dict[date, WindowSync]:
-    """The latest successful sync of each date whose re-fetch cannot change anything.
+    """Of the dates' latest syncs (``previous``, from ``latest_syncs``), those whose re-fetch
+    cannot change anything.
 
     Settled means: that sync's count of the queried range (``expected_count``) equals the
     date's count now, the warehouse holds its ``api_count`` distinct ids for the date, and none
-    of the date's events is still live. Two queries, whatever the number of dates.
+    of the date's events is still live. One query, whatever the number of dates.
     """
-    previous = latest_syncs(conn, list(api_counts_now))
     candidates = [
-        day for day, sync in previous.items() if sync.expected_count == api_counts_now[day]
+        day
+        for day, count in api_counts_now.items()
+        if day in previous and previous[day].expected_count == count
     ]
     return {
         day: previous[day]
@@ -456,7 +456,8 @@ def window_is_settled(
     conn: duckdb.DuckDBPyConnection, local_date: date, api_count_now: int
 ) -> WindowSync | None:
     """``settled_windows`` for one date: its latest sync when settled, else None."""
-    return settled_windows(conn, {local_date: api_count_now}).get(local_date)
+    previous = latest_syncs(conn, [local_date])
+    return settled_windows(conn, previous, {local_date: api_count_now}).get(local_date)
 
 
 def reconcile(conn: duckdb.DuckDBPyConnection, local_dates: Sequence[date]) -> list[Reconciliation]:
