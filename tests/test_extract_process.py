@@ -22,13 +22,21 @@ from conftest import SMALL
 from vis_pipeline import sync
 from vis_pipeline.client import ClientSettings, VISAuthError, VISClient
 from vis_pipeline.extract import WindowResult
-from vis_pipeline.extract_process import ExtractionProcessError, _portable, iter_windows_in_child
+from vis_pipeline.extract_process import ExtractionProcess, ExtractionProcessError, _portable
 from vis_pipeline.retry import RetryPolicy
 from vis_pipeline.simulator.process import SimulatorProcess
 from vis_pipeline.warehouse import connect
 
 FIRST = datetime.combine(date.fromisoformat(SMALL.start), datetime.min.time(), UTC)
 WINDOWS = [(FIRST + timedelta(days=d), FIRST + timedelta(days=d + 1)) for d in range(SMALL.days)]
+
+
+def iter_windows_in_child(
+    settings: ClientSettings, windows: list[tuple[datetime, datetime]], then: Any
+) -> Iterator[Any]:
+    """The windows through a fresh extraction process, closed when the loop ends."""
+    with ExtractionProcess(settings) as process:
+        yield from process.iter_windows(windows, then)
 
 
 def _ms(moment: datetime) -> int:
@@ -155,11 +163,11 @@ import os, sys, time
 from datetime import datetime, timedelta, UTC
 import psutil
 from vis_pipeline.client import VISClient
-from vis_pipeline.extract_process import iter_windows_in_child
+from vis_pipeline.extract_process import ExtractionProcess
 start = datetime.fromisoformat(sys.argv[2])
 windows = [(start + timedelta(days=d), start + timedelta(days=d + 1)) for d in range(3)]
 settings = VISClient(sys.argv[1], os.environ["VIS_ACCESS_TOKEN"]).settings
-results = iter_windows_in_child(settings, windows, lambda result: time.sleep(60))
+results = ExtractionProcess(settings).iter_windows(windows, lambda result: time.sleep(60))
 next(results, None)
 """
 

@@ -318,7 +318,7 @@ def test_a_load_leaves_the_thread_count_as_it_found_it(conn: duckdb.DuckDBPyConn
 
 def test_a_window_loads_right_after_a_settlement_check(conn: duckdb.DuckDBPyConnection) -> None:
     wh.load_window(conn, batch_of([final_event(1)]), window(DAY, 1))
-    assert wh.window_is_settled(conn, DAY, 2) is None  # the API counts more now
+    assert settled_sync(conn, DAY, 2) is None  # the API counts more now
     load = wh.load_window(conn, batch_of([final_event(1), final_event(2)]), window(DAY, 2))
     assert load.inserted == 1
 
@@ -377,29 +377,36 @@ def test_a_failing_load_rolls_back_entirely(
     assert conn.execute("SELECT state FROM vis.events").fetchall() == [("ANSWERED",)]
 
 
+def settled_sync(
+    conn: duckdb.DuckDBPyConnection, day: date, api_count: int
+) -> wh.WindowSync | None:
+    """The latest sync of ``day`` if a count of ``api_count`` now leaves it settled."""
+    return wh.settled_windows(conn, wh.latest_syncs(conn, [day]), {day: api_count}).get(day)
+
+
 def test_settlement(conn: duckdb.DuckDBPyConnection) -> None:
-    assert wh.window_is_settled(conn, DAY, 0) is None  # never synced
+    assert settled_sync(conn, DAY, 0) is None  # never synced
     finals = [final_event(i) for i in range(1, 6)]
     wh.load_window(conn, batch_of(finals), window(DAY, 5))
-    settled = wh.window_is_settled(conn, DAY, 5)
+    settled = settled_sync(conn, DAY, 5)
     assert settled and settled.api_count == 5 and settled.run_id == "run-1"
-    assert wh.window_is_settled(conn, DAY, 6) is None  # the API holds more now
-    assert wh.window_is_settled(conn, DAY + timedelta(days=1), 5) is None
+    assert settled_sync(conn, DAY, 6) is None  # the API holds more now
+    assert settled_sync(conn, DAY + timedelta(days=1), 5) is None
 
     # A live event keeps the day open.
     wh.load_window(conn, batch_of([*finals, live_event(6)]), window(DAY, 6))
-    assert wh.window_is_settled(conn, DAY, 6) is None
+    assert settled_sync(conn, DAY, 6) is None
     # Rejected records with an id count as held.
     wh.load_window(conn, batch_of(finals, [RejectedRecord("bad", {"id": 6})]), window(DAY, 6))
-    assert wh.window_is_settled(conn, DAY, 6) is None  # event 6 is still stored live
+    assert settled_sync(conn, DAY, 6) is None  # event 6 is still stored live
     other = DAY + timedelta(days=2)
     rejected = [RejectedRecord("bad", {"id": 50}), RejectedRecord("no id", "junk")]
     wh.load_window(conn, batch_of([final_event(40, other)], rejected), window(other, 2))
-    assert wh.window_is_settled(conn, other, 2)
+    assert settled_sync(conn, other, 2)
     # Fewer ids held than the API counted: not settled.
     third = DAY + timedelta(days=3)
     wh.load_window(conn, batch_of([final_event(60, third)]), window(third, 2))
-    assert wh.window_is_settled(conn, third, 2) is None
+    assert settled_sync(conn, third, 2) is None
 
 
 def test_settled_windows_judges_many_days_at_once_as_each_alone(
@@ -411,10 +418,10 @@ def test_settled_windows_judges_many_days_at_once_as_each_alone(
     wh.load_window(conn, batch_of([final_event(3, days[2])]), window(days[2], 1))
     counts = {days[0]: 1, days[1]: 1, days[2]: 2, days[3]: 0}  # days[3] was never synced
     together = wh.settled_windows(conn, wh.latest_syncs(conn, list(counts)), counts)
-    alone = {day: wh.window_is_settled(conn, day, count) for day, count in counts.items()}
+    alone = {day: settled_sync(conn, day, count) for day, count in counts.items()}
     assert set(together) == {day for day, settled in alone.items() if settled} == {days[0]}
     # Recorded together, in one transaction, they read back as each day's latest sync.
-    wh.record_settled_many(conn, [replace(s, run_id="run-7") for s in together.values()])
+    wh.record_settled(conn, [replace(s, run_id="run-7") for s in together.values()])
     assert wh.latest_syncs(conn, days)[days[0]].run_id == "run-7"
     assert set(wh.latest_syncs(conn, days)) == set(days[:3])
 
@@ -424,15 +431,15 @@ def test_settlement_compares_the_count_of_the_range_queried(
 ) -> None:
     finals = [final_event(i) for i in range(1, 4)]
     wh.load_window(conn, batch_of(finals), window(DAY, 3, api_margin_count=5))
-    assert wh.window_is_settled(conn, DAY, 3) is None
-    previous = wh.window_is_settled(conn, DAY, 5)
+    assert settled_sync(conn, DAY, 3) is None
+    previous = settled_sync(conn, DAY, 5)
     assert previous and previous.api_margin_count == 5 and previous.expected_count == 5
     # A settled row counts as the latest successful sync; a failed one does not.
-    wh.record_settled(conn, replace(previous, run_id="run-2", pages=0, requests=1))
+    wh.record_settled(conn, [replace(previous, run_id="run-2", pages=0, requests=1)])
     wh.record_failed(conn, window(DAY, 0, run_id="run-3"))
     assert [row[1] for row in sync_rows(conn)] == ["loaded", "settled", "failed"]
     assert sync_rows(conn)[1] == (DAY, "settled", 3, 0, 0, "run-2")
-    latest = wh.window_is_settled(conn, DAY, 5)
+    latest = settled_sync(conn, DAY, 5)
     assert latest and latest.run_id == "run-2" and latest.requests == 1
 
 
@@ -547,7 +554,7 @@ def test_status_summary_reports_gaps_failures_and_reconciliation(
     wh.load_window(conn, batch_of([final_event(2, days[1])]), window(days[1], 2))  # short by one
     wh.record_failed(conn, window(days[3], 0))
     wh.load_window(conn, batch_of([final_event(5, days[4])]), window(days[4], 1))
-    wh.record_settled(conn, window(days[4], 1, run_id="run-9"))
+    wh.record_settled(conn, [window(days[4], 1, run_id="run-9")])
     summary = wh.status_summary(conn)
     assert summary["days_synced"] == 3
     assert (summary["first_day"], summary["last_day"]) == ("2026-03-01", "2026-03-05")
@@ -564,7 +571,7 @@ def test_run_days_and_preview(conn: duckdb.DuckDBPyConnection) -> None:
     other = DAY + timedelta(days=1)
     wh.load_window(conn, batch_of([final_event(1)]), window(DAY, 1, run_id="a"))
     wh.load_window(conn, batch_of([final_event(2, other)]), window(other, 1, run_id="b"))
-    wh.record_settled(conn, window(DAY, 1, run_id="b"))
+    wh.record_settled(conn, [window(DAY, 1, run_id="b")])
     assert wh.run_days(conn, "b") == [
         {"local_date": "2026-03-08", "status": "settled", "api_count": 1, "loaded": 0,
          "rejected": 0, "pages": 3, "requests": 4, "retries": 1, "seconds": 0.5},
@@ -622,7 +629,7 @@ def test_read_only_connection_reads_but_never_writes(path: Path) -> None:
     with wh.connect(path, read_only=True) as conn:
         assert wh.reconcile(conn, [DAY])[0].ok
         with pytest.raises(wh.WarehouseError):
-            wh.record_settled(conn, window(DAY, 1))
+            wh.record_settled(conn, [window(DAY, 1)])
 
 
 def test_naive_window_times_are_refused(conn: duckdb.DuckDBPyConnection) -> None:
@@ -663,7 +670,7 @@ def test_works_on_a_direct_connection_in_another_session_time_zone(tmp_path: Pat
         direct.execute("SET TimeZone = 'Asia/Tokyo'")
         wh.apply_schema(direct)
         wh.load_window(direct, batch_of(records), window(DAY, on_day))
-        wh.record_settled(direct, window(DAY, on_day))
+        wh.record_settled(direct, [window(DAY, on_day)])
         assert wh.reconcile(direct, [DAY])[0].ok
         assert [r.passed for r in wh.run_checks(direct)] == [True] * len(wh.CHECKS)
     with wh.connect(path, read_only=True) as conn:

@@ -194,14 +194,6 @@ class ExtractionProcess:
             stdin.flush()
 
 
-def iter_windows_in_child(
-    settings: ClientSettings, windows: Sequence[Window], then: Callable[[WindowResult], _T]
-) -> Iterator[_T]:
-    """``ExtractionProcess(settings).iter_windows(windows, then)``, the process closed after."""
-    with ExtractionProcess(settings) as process:
-        yield from process.iter_windows(windows, then)
-
-
 def _child_environment(token: str) -> dict[str, str]:
     """This process's environment without the variables that hold the token."""
     return {

@@ -22,7 +22,7 @@ from vis_pipeline.warehouse import (
     WindowSync,
     latest_syncs,
     load_window,
-    record_settled_many,
+    record_settled,
     settled_windows,
 )
 
@@ -181,7 +181,7 @@ def _settled_days(
     previous = latest_syncs(conn, list(windows))
     counts = client.count_windows(windows[day] for day in previous)
     settled = settled_windows(conn, previous, dict(zip(previous, counts, strict=True)))
-    record_settled_many(
+    record_settled(
         conn,
         [
             replace(previous, pages=0, requests=1, retries=0, seconds=0.0, run_id=run_id)

@@ -372,13 +372,8 @@ def _append_syncs(
             conn.execute(load_sql("warehouse/insert_sync_window"), sync)
 
 
-def record_settled(conn: duckdb.DuckDBPyConnection, window: WindowSync) -> None:
-    """Append a 'settled' row: the window was checked and skipped, nothing was fetched."""
-    _append_syncs(conn, [window], STATUS_SETTLED)
-
-
-def record_settled_many(conn: duckdb.DuckDBPyConnection, windows: Sequence[WindowSync]) -> None:
-    """``record_settled`` for several windows in one transaction."""
+def record_settled(conn: duckdb.DuckDBPyConnection, windows: Sequence[WindowSync]) -> None:
+    """Append a 'settled' row per window, in one transaction: each was checked and skipped."""
     _append_syncs(conn, windows, STATUS_SETTLED)
 
 
@@ -423,11 +418,6 @@ def latest_syncs(
     }
 
 
-def latest_sync(conn: duckdb.DuckDBPyConnection, local_date: date) -> WindowSync | None:
-    """The latest successful ('loaded' or 'settled') sync of ``local_date``, if any."""
-    return latest_syncs(conn, [local_date]).get(local_date)
-
-
 def settled_windows(
     conn: duckdb.DuckDBPyConnection,
     previous: Mapping[date, WindowSync],
@@ -450,14 +440,6 @@ def settled_windows(
         for day, _, loaded, live in _reconciliation_rows(conn, candidates)
         if loaded == previous[day].api_count and live == 0
     }
-
-
-def window_is_settled(
-    conn: duckdb.DuckDBPyConnection, local_date: date, api_count_now: int
-) -> WindowSync | None:
-    """``settled_windows`` for one date: its latest sync when settled, else None."""
-    previous = latest_syncs(conn, [local_date])
-    return settled_windows(conn, previous, {local_date: api_count_now}).get(local_date)
 
 
 def reconcile(conn: duckdb.DuckDBPyConnection, local_dates: Sequence[date]) -> list[Reconciliation]:
