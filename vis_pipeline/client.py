@@ -204,6 +204,13 @@ def _filters(
     }
 
 
+def _plain_word(value: str) -> str:
+    """``value`` when it can go into a query string as it is (letters only), else ValueError."""
+    if not (value.isascii() and value.isalpha()):
+        raise ValueError(f"not a plain word: {value!r}")
+    return value
+
+
 def _query(**values: Any) -> dict[str, Any]:
     return {name: value for name, value in values.items() if value is not None}
 
@@ -448,9 +455,13 @@ class VISClient:
 
     # -- window extraction -----------------------------------------------------------------
 
-    def count_range(self, from_ms: int, to_ms: int, tally: Tally | None = None) -> int:
+    def count_range(
+        self, from_ms: int, to_ms: int, tally: Tally | None = None, *, direction: str | None = None
+    ) -> int:
         """getEventsCount over ``(from_ms, to_ms)`` as an int (edges read as the server does)."""
         query = f"fromDate={int(from_ms)}&toDate={int(to_ms)}"
+        if direction is not None:
+            query += f"&direction={_plain_word(direction)}"
         body = self._call("getEventsCount", query=query, tally=tally)
         count = body.get("count")
         if type(count) is not int or count < 0:
@@ -466,13 +477,18 @@ class VISClient:
         tally: Tally | None = None,
         *,
         probe: bool = False,
+        order: str = "ASC",
+        sort: str = "startTime",
+        direction: str | None = None,
     ) -> list[Any] | None:
-        """One listEvents page, ASC by startTime; a probe returns None when the page is refused."""
-        # Built by hand: this is the hot request, and every value is a plain integer.
+        """One listEvents page; a probe returns None when the page is refused (a 400)."""
+        # Built by hand: this is the hot request, and every value is a plain integer or word.
         query = (
             f"fromDate={int(from_ms)}&toDate={int(to_ms)}&offset={int(page)}&size={int(size)}"
-            "&order=ASC&sort=startTime"
+            f"&order={_plain_word(order)}&sort={_plain_word(sort)}"
         )
+        if direction is not None:
+            query += f"&direction={_plain_word(direction)}"
         try:
             records = self._call("listEvents", query=query, expect=list, tally=tally)
         except VISBadRequest:

@@ -10,8 +10,11 @@ inclusive. So, per window ``[start, end)``:
 3. plan the pages from the count (splitting the range in halves while it needs too many pages)
    and fetch them concurrently, sorted by ``startTime``;
 4. dedupe by id and check the distinct ids against the count; a range that falls short is
-   repaired (ties cut by a page boundary are fetched on their own) or fetched again in halves
-   until each piece fits in one page, and only then declared incomplete.
+   repaired round by round: ties cut by a page boundary are read on their own, the rest is
+   fetched again in halves, and a range too narrow to halve (one instant that may hold more
+   events than a page) is read by every means the API offers (see ``_read_range``). Repairs are
+   bounded in rounds and in requests; past either bound the window is declared incomplete,
+   naming the instant it could not read.
 
 Every range is handled as a closed-or-open interval ``(lo, hi)`` whose edges the server may read
 either way: two halves ``(lo, mid + 1)`` and ``(mid, hi)`` always cover the server's reading of
@@ -23,7 +26,6 @@ from __future__ import annotations
 import itertools
 import logging
 import math
-import queue
 import threading
 import time
 from collections import deque
@@ -45,12 +47,26 @@ from vis_pipeline.records import (
     event_problem,
     parse_instant_ms,
 )
+from vis_pipeline.request_pool import BULK, URGENT, PriorityPool
 from vis_pipeline.retry import VISError, VISRetriesExhausted
 
 LOGGER = logging.getLogger("vis_pipeline.client")
 
 MIN_SPLIT_WIDTH_MS = 3
 """Narrowest range (ms) that can still be halved into two strictly narrower overlapping pieces."""
+
+MAX_REPAIR_ROUNDS = 64
+"""Rounds of repair a window may take: halving a range ends after log2 of its width (about 27
+rounds for a day), so a window still short after this many is not converging."""
+
+DEFAULT_REPAIR_BUDGET = 2_000
+"""Requests a window's repairs may spend beyond its planned counts and pages."""
+
+REPEAT_SPARE_PASSES = 10
+"""Passes beyond log(count) when reading an instant again and again (see _read_repeatedly)."""
+
+DIRECTIONS_TO_SPLIT = ("INBOUND", "OUTBOUND")
+"""The filter the count also takes, so it can cut an instant into parts checked on their own."""
 
 WINDOWS_IN_FLIGHT = 3
 """Windows extracted at once by iter_windows: two ahead of the caller, so while the caller works
@@ -72,29 +88,57 @@ Window = tuple[datetime, datetime]
 _Page = tuple[list[Any], list[int | None]]
 """A page's records, and the start instant (ms) of each one that is surely valid."""
 
+_Ordering = tuple[str, str]
+"""A listing's ``sort`` property and ``order``."""
+
+BY_START_ASC: _Ordering = ("startTime", "ASC")
+BY_START_DESC: _Ordering = ("startTime", "DESC")
+BY_ID_ASC: _Ordering = ("id", "ASC")
+
 
 class VISIncompleteWindow(VISError):
     """The events fetched for a window never matched the API's count, even piece by piece."""
 
-    def __init__(self, window: Window, api_count: int, distinct: int, detail: str = "") -> None:
+    def __init__(
+        self,
+        window: Window,
+        api_count: int,
+        distinct: int,
+        detail: str = "",
+        *,
+        instant: datetime | None = None,
+    ) -> None:
         self.window = window
         self.api_count = api_count
         self.distinct = distinct
         self.detail = detail
+        self.instant = instant
         message = (
             f"window [{window[0].isoformat()}, {window[1].isoformat()}) is incomplete: the API "
-            f"counts {api_count} events, {distinct} distinct were fetched, even after fetching "
-            "it again in smaller pieces"
+            f"counts {api_count} events, {distinct} distinct were fetched"
         )
+        if instant is not None:
+            message += f"; the instant {_iso_ms(instant)} could not be read whole"
         super().__init__(f"{message} ({detail})" if detail else message)
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Rebuilt from its fields (the default would pass only the message to __init__).
         return (
-            type(self),
-            (self.window, self.api_count, self.distinct, self.detail),
+            _rebuild_incomplete,
+            (self.window, self.api_count, self.distinct, self.detail, self.instant),
             self.__dict__,
         )
+
+
+def _rebuild_incomplete(
+    window: Window, api_count: int, distinct: int, detail: str, instant: datetime | None
+) -> VISIncompleteWindow:
+    return VISIncompleteWindow(window, api_count, distinct, detail, instant=instant)
+
+
+def _iso_ms(moment: datetime) -> str:
+    """``2026-01-05T00:00:00.000Z``: the API's own spelling of an instant."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class Tally:
@@ -129,8 +173,10 @@ class Tally:
 class EventSource(Protocol):
     """The two calls extraction needs from the API (the client provides them)."""
 
-    def count_range(self, from_ms: int, to_ms: int, tally: Tally | None = None) -> int:
-        """getEventsCount over ``(from_ms, to_ms)``."""
+    def count_range(
+        self, from_ms: int, to_ms: int, tally: Tally | None = None, *, direction: str | None = None
+    ) -> int:
+        """getEventsCount over ``(from_ms, to_ms)``, of one direction when given."""
         ...
 
     def fetch_page(
@@ -142,8 +188,11 @@ class EventSource(Protocol):
         tally: Tally | None = None,
         *,
         probe: bool = False,
+        order: str = "ASC",
+        sort: str = "startTime",
+        direction: str | None = None,
     ) -> list[Any] | None:
-        """listEvents page ``page`` of ``size``, ASC by startTime; None for a refused probe."""
+        """listEvents page ``page`` of ``size``; None for a refused probe (a 400)."""
         ...
 
 
@@ -169,6 +218,8 @@ class WindowStats:
     """Wall time of the extraction."""
     sub_windows: int
     """Pieces the window was cut into beyond itself (0: fetched whole)."""
+    repair_requests: int = 0
+    """Requests spent repairing pieces that fell short of their count (within the budget)."""
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-friendly copy."""
@@ -184,6 +235,15 @@ class WindowResult:
     events: list[dict[str, Any]]
     rejected: list[RejectedRecord]
     stats: WindowStats
+
+
+@dataclass(frozen=True, slots=True)
+class WindowFailure:
+    """A window that could not be read whole: the other windows of the same run go on."""
+
+    start: datetime
+    end: datetime
+    error: VISIncompleteWindow
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,6 +263,8 @@ class _Piece:
     count: int
     size: int
     keys: set[Any] = field(default_factory=set)
+    direction: str | None = None
+    """The direction filter of a piece cut out of an instant by direction."""
 
     def page_count(self) -> int:
         """Pages the count needs at this piece's page size."""
@@ -212,15 +274,62 @@ class _Piece:
         """Whether the distinct records seen match the count."""
         return len(self.keys) == self.count
 
+    def narrow(self) -> bool:
+        """Too narrow to halve: the range holds one to three instants."""
+        return self.hi - self.lo < MIN_SPLIT_WIDTH_MS
+
+    def instant(self) -> datetime | None:
+        """The instant a narrow range is about (its middle millisecond)."""
+        if not self.narrow():
+            return None
+        return _EPOCH + timedelta(milliseconds=(self.lo + self.hi) // 2)
+
 
 class _PieceIncomplete(Exception):
     """A piece that cannot be made to match its count (turned into VISIncompleteWindow)."""
 
-    def __init__(self, piece: _Piece) -> None:
-        super().__init__(
+    def __init__(self, piece: _Piece, why: str, *, instant: datetime | None = None) -> None:
+        self.instant = instant
+        self.reason = (
             f"range fromDate={piece.lo} toDate={piece.hi}: count {piece.count}, "
-            f"{len(piece.keys)} distinct"
+            f"{len(piece.keys)} distinct: {why}"
         )
+        super().__init__(self.reason)
+
+
+class _SortRefused(Exception):
+    """The server refused a sort property (400)."""
+
+
+class _Seen:
+    """The distinct records read of one range so far, kept as pages of new records only."""
+
+    def __init__(self, piece: _Piece) -> None:
+        self.count = piece.count
+        self.keys: set[Any] = set()
+        self.pages: list[_Page] = []
+
+    def add(self, pages: list[_Page], *, overlaps: bool = False) -> bool:
+        """Keep the records not seen before; True when ``overlaps`` and a record came twice."""
+        repeated = False
+        for records, moments in pages:
+            fresh: list[Any] = []
+            fresh_moments: list[int | None] = []
+            for record, moment in zip(records, moments, strict=True):
+                key = record_key(record)
+                if key in self.keys:
+                    repeated = True
+                    continue
+                self.keys.add(key)
+                fresh.append(record)
+                fresh_moments.append(moment)
+            if fresh:
+                self.pages.append((fresh, fresh_moments))
+        return overlaps and repeated
+
+    def complete(self) -> bool:
+        """Whether as many distinct records were read as the range's count."""
+        return len(self.keys) >= self.count
 
 
 @dataclass(slots=True)
@@ -236,6 +345,8 @@ class _Run:
     pool: dict[Any, tuple[Any, int | None]] = field(default_factory=dict)
     """Distinct records by key, each with its start instant when surely valid."""
     sub_windows: int = 0
+    repairs_began: int | None = None
+    """Requests sent when the first repair began (None: nothing needed repair)."""
 
 
 def to_epoch_ms(moment: datetime, *, name: str = "datetime") -> int:
@@ -361,76 +472,6 @@ def _straddling_ties(pages: list[list[Any]]) -> list[int]:
     return sorted(set(found))
 
 
-URGENT = 0
-"""Pool lane of counts and probes: small requests that decide what to fetch next."""
-
-BULK = 1
-"""Pool lane of pages."""
-
-_STOP = (2, 0)
-
-
-class _PriorityPool:
-    """A fixed pool of worker threads taking the most urgent task first.
-
-    Tasks are ordered by ``(lane, window sequence)``, then by submission: a count never waits
-    behind another window's pages, and the window the caller waits for is fetched first. So the
-    workers stay busy across window boundaries without ever exceeding ``workers`` requests.
-    """
-
-    def __init__(self, workers: int, name: str) -> None:
-        self._queue: queue.PriorityQueue[tuple[Any, ...]] = queue.PriorityQueue()
-        self._order = itertools.count()
-        self._lock = threading.Lock()
-        self._stopped = False
-        self._threads = [
-            threading.Thread(target=self._work, name=f"{name}-{index}", daemon=True)
-            for index in range(workers)
-        ]
-        for thread in self._threads:
-            thread.start()
-
-    def submit(self, priority: tuple[int, int], call: Callable[[], _T]) -> Future[_T]:
-        """Run ``call`` on a worker as soon as nothing more urgent is waiting."""
-        future: Future[_T] = Future()
-        with self._lock:
-            if self._stopped:
-                raise RuntimeError("the client is closed")
-            self._queue.put((priority, next(self._order), future, call))
-        return future
-
-    def _work(self) -> None:
-        while True:
-            priority, _, future, call = self._queue.get()
-            if priority == _STOP:
-                return
-            if not future.set_running_or_notify_cancel():
-                continue
-            try:
-                result = call()
-            except BaseException as exc:
-                future.set_exception(exc)
-            else:
-                future.set_result(result)
-
-    def shutdown(self) -> None:
-        """Cancel what has not started, let running tasks finish, stop the workers."""
-        with self._lock:
-            if self._stopped:
-                return
-            self._stopped = True
-            while True:
-                try:
-                    _, _, future, _ = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                future.cancel()
-            for _ in self._threads:
-                self._queue.put((_STOP, next(self._order), None, None))
-        for thread in self._threads:
-            thread.join()
-
-
 class WindowExtractor:
     """Extracts windows of events through an :class:`EventSource`, with a bounded thread pool.
 
@@ -446,32 +487,37 @@ class WindowExtractor:
         concurrency: int,
         max_pages_per_window: int,
         edge_margin_ms: int,
+        repair_budget: int = DEFAULT_REPAIR_BUDGET,
     ) -> None:
-        if page_size < 1 or concurrency < 1 or max_pages_per_window < 1 or edge_margin_ms < 1:
+        if min(page_size, concurrency, max_pages_per_window, edge_margin_ms, repair_budget) < 1:
             raise ValueError(
-                "page_size, concurrency, max_pages_per_window and edge_margin_ms must be >= 1"
+                "page_size, concurrency, max_pages_per_window, edge_margin_ms and repair_budget "
+                "must be >= 1"
             )
         self._source = source
         self._page_size = page_size
         self._concurrency = concurrency
         self._max_pages = max_pages_per_window
         self._margin = edge_margin_ms
+        self._repair_budget = repair_budget
         self._profile: PagingProfile | None = None
+        self._id_sort: bool | None = None
+        """Whether the server pages stably by id (None: not learned yet)."""
         self._profile_lock = threading.Lock()
         self._pool_lock = threading.Lock()
-        self._pool: _PriorityPool | None = None
+        self._pool: PriorityPool | None = None
         self._window_order = itertools.count()
         self._closed = False
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    def _executor(self) -> _PriorityPool:
+    def _executor(self) -> PriorityPool:
         """The shared request pool, started on first use."""
         with self._pool_lock:
             if self._closed:
                 raise RuntimeError("the client is closed")
             if self._pool is None:
-                self._pool = _PriorityPool(self._concurrency, "vis-request")
+                self._pool = PriorityPool(self._concurrency, "vis-request")
             return self._pool
 
     def close(self) -> None:
@@ -528,12 +574,14 @@ class WindowExtractor:
         return self._result(run, api_count, placed or _Placed(), time.perf_counter() - began)
 
     @overload
-    def iter_windows(self, windows: Iterable[Window]) -> Iterator[WindowResult]: ...
+    def iter_windows(
+        self, windows: Iterable[Window]
+    ) -> Iterator[WindowResult | WindowFailure]: ...
 
     @overload
     def iter_windows(
         self, windows: Iterable[Window], then: Callable[[WindowResult], _T]
-    ) -> Iterator[_T]: ...
+    ) -> Iterator[_T | WindowFailure]: ...
 
     def iter_windows(
         self, windows: Iterable[Window], then: Callable[[WindowResult], Any] | None = None
@@ -544,6 +592,8 @@ class WindowExtractor:
         across window boundaries while memory stays bounded by a few windows, not the range.
         ``then``, when given, runs on the window's own thread as soon as the window is complete,
         and its return value is yielded instead: work the caller would otherwise do in turn.
+        A window that cannot be read whole is yielded as a :class:`WindowFailure` (``then`` is
+        not called for it); every other error ends the iteration.
         """
         placed = _Placed()
         ahead = ThreadPoolExecutor(WINDOWS_IN_FLIGHT, thread_name_prefix="vis-window")
@@ -566,7 +616,12 @@ class WindowExtractor:
         placed: _Placed,
         then: Callable[[WindowResult], Any] | None,
     ) -> Any:
-        result = self.extract(start, end, placed)
+        try:
+            result = self.extract(start, end, placed)
+        except VISIncompleteWindow as exc:
+            # This window's data cannot be read whole; the API itself still answers, so the
+            # run goes on with the next windows and the caller records this one as failed.
+            return WindowFailure(start, end, exc)
         return result if then is None else then(result)
 
     def iter_events(
@@ -589,9 +644,11 @@ class WindowExtractor:
             return 0
         self._learn_profile(run, lo, hi, api_count)
         try:
-            self._resolve(self._plan(run, lo, hi, api_count), run)
+            self._complete(run, self._plan(run, lo, hi, api_count))
         except _PieceIncomplete as exc:
-            raise VISIncompleteWindow(run.window, api_count, len(run.pool), str(exc)) from None
+            raise VISIncompleteWindow(
+                run.window, api_count, len(run.pool), exc.reason, instant=exc.instant
+            ) from None
         if len(run.pool) == api_count:
             return api_count
         # Every piece matched its own count, so the data moved under us: ask again once.
@@ -645,61 +702,116 @@ class WindowExtractor:
         """The profile in force (the asked page size from page 0 until one is learned)."""
         return self._profile or PagingProfile(0, self._page_size)
 
-    def _count_all(self, run: _Run, ranges: list[tuple[int, int]]) -> list[int]:
+    def _count_all(
+        self, run: _Run, ranges: list[tuple[int, int]], direction: str | None = None
+    ) -> list[int]:
         """The API's count of each range, asked concurrently."""
         futures = [
             self._on_pool(
-                run, URGENT, lambda lo=lo, hi=hi: self._source.count_range(lo, hi, run.tally)
+                run,
+                URGENT,
+                lambda lo=lo, hi=hi: self._source.count_range(
+                    lo, hi, run.tally, direction=direction
+                ),
             )
             for lo, hi in ranges
         ]
         return [future.result() for future in futures]
 
     def _plan(self, run: _Run, lo: int, hi: int, count: int) -> list[_Piece]:
-        """Pieces covering ``(lo, hi)``, each needing at most ``max_pages_per_window`` pages."""
-        piece = _Piece(lo, hi, count, self._current().size)
-        if piece.page_count() <= self._max_pages or hi - lo < MIN_SPLIT_WIDTH_MS:
-            return [piece]
-        halves = _halves(lo, hi)
-        counts = self._count_all(run, halves)
-        run.sub_windows += 2
-        return [
-            part
-            for (part_lo, part_hi), part_count in zip(halves, counts, strict=True)
-            for part in self._plan(run, part_lo, part_hi, part_count)
-        ]
+        """Pieces covering ``(lo, hi)``, each needing at most ``max_pages_per_window`` pages.
+
+        Halved level by level (each level's counts asked together); a piece narrower than
+        MIN_SPLIT_WIDTH_MS is kept whatever its count, so the loop ends after at most
+        log2(hi - lo) levels.
+        """
+        size = self._current().size
+        planned: list[_Piece] = []
+        level = [_Piece(lo, hi, count, size)]
+        while level:
+            wide = []
+            for piece in level:
+                if piece.page_count() <= self._max_pages or piece.narrow():
+                    planned.append(piece)
+                else:
+                    wide.append(piece)
+            level = self._halved(run, wide)
+        return sorted(planned, key=lambda piece: (piece.lo, piece.hi))
+
+    def _halved(self, run: _Run, pieces: list[_Piece]) -> list[_Piece]:
+        """Both halves of each piece, with their counts (asked together)."""
+        ranges = [half for piece in pieces for half in _halves(piece.lo, piece.hi)]
+        if not ranges:
+            return []
+        counts = self._count_all(run, ranges)
+        run.sub_windows += len(ranges)
+        size = self._current().size
+        return [_Piece(lo, hi, count, size) for (lo, hi), count in zip(ranges, counts, strict=True)]
 
     def _fetch(self, run: _Run, pieces: list[_Piece]) -> list[list[_Page]]:
         """All pages of all ``pieces``, fetched concurrently, in page order per piece."""
         first = self._current().first_page
+        return self._fetch_pages(
+            run,
+            [
+                (piece, page, BY_START_ASC)
+                for piece in pieces
+                for page in range(first, first + piece.page_count())
+            ],
+            len(pieces),
+            [index for index, piece in enumerate(pieces) for _ in range(piece.page_count())],
+        )
+
+    def _fetch_pages(
+        self,
+        run: _Run,
+        requests: list[tuple[_Piece, int, _Ordering]],
+        groups: int,
+        group_of: list[int],
+    ) -> list[list[_Page]]:
+        """The pages asked for (piece, page number, order), grouped, fetched concurrently."""
         jobs: list[tuple[int, int, Future[_Page]]] = []
-        for index, piece in enumerate(pieces):
-            for page in range(first, first + piece.page_count()):
-                future = self._on_pool(
-                    run, BULK, lambda piece=piece, page=page: self._page(run, piece, page)
-                )
-                jobs.append((index, page, future))
-        fetched: list[list[_Page]] = [[] for _ in pieces]
-        for position, (index, page, future) in enumerate(jobs):
+        for group, (piece, page, order) in zip(group_of, requests, strict=True):
+            future = self._on_pool(
+                run,
+                BULK,
+                lambda piece=piece, page=page, order=order: self._page(run, piece, page, order),
+            )
+            jobs.append((group, page, future))
+        fetched: list[list[_Page]] = [[] for _ in range(groups)]
+        for position, (group, page, future) in enumerate(jobs):
             try:
-                fetched[index].append(future.result())
+                fetched[group].append(future.result())
             except VISRetriesExhausted as exc:
-                for _, _, later in jobs[position + 1 :]:
-                    later.cancel()
+                _cancel(jobs[position + 1 :])
                 raise exc.located(run.window, page) from exc
             except BaseException:
-                for _, _, later in jobs[position + 1 :]:
-                    later.cancel()
+                _cancel(jobs[position + 1 :])
                 raise
         return fetched
 
-    def _page(self, run: _Run, piece: _Piece, page: int) -> _Page:
+    def _page(
+        self, run: _Run, piece: _Piece, page: int, ordering: _Ordering = BY_START_ASC
+    ) -> _Page:
         """One page and the start instant of each record that is surely valid (None: unsure).
 
         Validating here, on the worker that parsed the page, keeps the work in short slices
         between requests instead of one long stretch that would hold up every worker.
         """
-        records = self._source.fetch_page(piece.lo, piece.hi, page, piece.size, run.tally) or []
+        sort, order = ordering
+        records = self._source.fetch_page(
+            piece.lo,
+            piece.hi,
+            page,
+            piece.size,
+            run.tally,
+            probe=sort != BY_START_ASC[0],
+            order=order,
+            sort=sort,
+            direction=piece.direction,
+        )
+        if records is None:
+            raise _SortRefused(sort)
         return records, [_valid_start_ms(record) for record in records]
 
     def _absorb(
@@ -719,19 +831,36 @@ class WindowExtractor:
                 if known is None or _fresher(record, known[0]):
                     pool[key] = (record, moment)
 
-    def _resolve(self, pieces: list[_Piece], run: _Run) -> None:
-        """Fetch ``pieces`` and make each match its count (or raise _PieceIncomplete)."""
-        if not pieces:
-            return
-        fetched = self._fetch(run, pieces)
-        for piece, pages in zip(pieces, fetched, strict=True):
-            self._absorb(run, piece, pages)
-        for piece, pages in zip(pieces, fetched, strict=True):
-            if not piece.complete():
-                self._settle(run, piece, pages)
+    # -- repairs: bounded in rounds and in requests ----------------------------------------
 
-    def _settle(self, run: _Run, piece: _Piece, pages: list[_Page]) -> None:
-        """Make a piece that fell short of its count whole, cheapest remedy first."""
+    def _complete(self, run: _Run, pieces: list[_Piece]) -> None:
+        """Fetch ``pieces`` and repair each that falls short of its count, round by round.
+
+        A round fetches, then repairs what fell short; a repair either settles its piece on
+        the spot or hands back narrower pieces for the next round. Rounds are bounded (halving
+        a range ends after log2 of its width) and so are the requests every repair may spend.
+        """
+        for _ in range(MAX_REPAIR_ROUNDS):
+            if not pieces:
+                return
+            fetched = self._fetch(run, pieces)
+            for piece, pages in zip(pieces, fetched, strict=True):
+                self._absorb(run, piece, pages)
+            short = [
+                (piece, pages)
+                for piece, pages in zip(pieces, fetched, strict=True)
+                if not piece.complete()
+            ]
+            if short and run.repairs_began is None:
+                run.repairs_began = run.tally.requests
+            pieces = [part for piece, pages in short for part in self._repair(run, piece, pages)]
+        if pieces:
+            raise _PieceIncomplete(
+                pieces[0], f"still short after {MAX_REPAIR_ROUNDS} rounds of repair"
+            )
+
+    def _repair(self, run: _Run, piece: _Piece, pages: list[_Page]) -> list[_Piece]:
+        """Make a piece that fell short whole, cheapest remedy first; pieces left to fetch."""
         LOGGER.debug(
             "range (%d, %d): count %d, %d distinct; repairing",
             piece.lo,
@@ -739,67 +868,136 @@ class WindowExtractor:
             piece.count,
             len(piece.keys),
         )
+        self._spend(run, piece)
         short = [len(page) for page, _ in pages[:-1] if 0 < len(page) < piece.size]
         if short and self._lower_size(max(short)) < piece.size:
-            self._refetch_whole(run, piece)
-            if piece.complete():
-                return
-        ties = _straddling_ties([records for records, _ in pages])
-        if ties:
-            self._repair_ties(run, piece, ties)
-            if piece.complete():
-                return
-        if piece.page_count() <= 1 or piece.hi - piece.lo < MIN_SPLIT_WIDTH_MS:
-            self._refetch_whole(run, piece)
-        else:
-            self._refetch_halves(run, piece)
-        if not piece.complete():
-            raise _PieceIncomplete(piece)
+            # The server caps pages lower than it first did: plan the piece again at that size.
+            (count,) = self._count_all(run, [(piece.lo, piece.hi)])
+            return self._plan(run, piece.lo, piece.hi, count)
+        for moment in _straddling_ties([records for records, _ in pages]):
+            # An instant cut by a page boundary may have been reordered across it.
+            self._read_instant(run, piece, moment)
+        if piece.complete():
+            return []
+        if piece.narrow():
+            self._read_narrow(run, piece)
+            return []
+        return self._halved(run, [piece])
 
-    def _refetch_whole(self, run: _Run, piece: _Piece) -> None:
-        """Count the piece again and fetch it again with the current page size."""
-        (count,) = self._count_all(run, [(piece.lo, piece.hi)])
-        parts = self._plan(run, piece.lo, piece.hi, count)
-        if len(parts) == 1 and parts[0].size == piece.size and parts[0].page_count() <= 1:
-            # One page again: a second chance only, no recursion.
-            fetched = self._fetch(run, parts)
-            self._absorb(run, parts[0], fetched[0])
-        else:
-            self._resolve(parts, run)
-        piece.count = count
-        for part in parts:
-            piece.keys |= part.keys
+    def _spend(self, run: _Run, piece: _Piece) -> None:
+        """Refuse to go on once the window's repairs have spent their request budget."""
+        began = run.tally.requests if run.repairs_began is None else run.repairs_began
+        spent = run.tally.requests - began
+        if spent >= self._repair_budget:
+            raise _PieceIncomplete(
+                piece,
+                f"the repair budget of {self._repair_budget} requests is spent",
+                instant=piece.instant(),
+            )
 
-    def _refetch_halves(self, run: _Run, piece: _Piece) -> None:
-        """Fetch the piece again as two halves, each checked (and repaired) on its own."""
-        halves = _halves(piece.lo, piece.hi)
-        counts = self._count_all(run, halves)
-        run.sub_windows += 2
+    def _read_instant(self, run: _Run, piece: _Piece, moment: int) -> None:
+        """Read one instant whole and add its events (only its own) to ``piece``."""
+        lo, hi = moment - 1, moment + 1
+        (count,) = self._count_all(run, [(lo, hi)])
+        tie = _Piece(lo, hi, count, self._current().size)
+        self._absorb(run, piece, self._read_range(run, tie), only_ms=moment)
+
+    def _read_narrow(self, run: _Run, piece: _Piece) -> None:
+        """Read a range of one to three instants whole, with a fresh count."""
+        (piece.count,) = self._count_all(run, [(piece.lo, piece.hi)])
+        piece.keys.clear()
+        self._absorb(run, piece, self._read_range(run, piece))
+
+    def _read_range(self, run: _Run, piece: _Piece) -> list[_Page]:
+        """Pages holding every record of a narrow range (its count says how many).
+
+        Each way the API offers is tried, cheapest and surest first: one page when the range
+        fits in one; a sort on the unique id (learned once per client); cutting the range by
+        direction (the count checks each part); then reading the pages again, ascending and
+        descending in turn, until the distinct ids reach the count. Raises _PieceIncomplete,
+        naming the instant, when none of them gets there within the budget.
+        """
+        seen = _Seen(piece)
+        if piece.count <= piece.size:
+            seen.add(self._fetch(run, [piece])[0])
+            if seen.complete():
+                return seen.pages
+        if self._id_sort is not False:
+            self._read_by_id(run, piece, seen)
+            if seen.complete():
+                return seen.pages
+        for part in self._by_direction(run, piece):
+            part_seen = _Seen(part)
+            self._read_repeatedly(run, part, part_seen)
+            seen.add(part_seen.pages)
+        if not seen.complete():
+            self._read_repeatedly(run, piece, seen)
+        if not seen.complete():
+            raise _PieceIncomplete(
+                piece,
+                f"{len(seen.keys)} of {piece.count} distinct events could be read "
+                f"(page size {piece.size}; "
+                f"sort=id {'refused' if self._id_sort is False else 'unused'})",
+                instant=piece.instant(),
+            )
+        return seen.pages
+
+    def _read_by_id(self, run: _Run, piece: _Piece, seen: _Seen) -> None:
+        """Read the range sorted by id, a unique key: stable pages, whatever the ties."""
+        first = self._current().first_page
+        requests = [(piece, page, BY_ID_ASC) for page in range(first, first + piece.page_count())]
+        try:
+            (pages,) = self._fetch_pages(run, requests, 1, [0] * len(requests))
+        except _SortRefused:
+            self._learn_id_sort(False, "refuses sort=id")
+            return
+        overlapping = seen.add(pages, overlaps=True)
+        if seen.complete():
+            self._learn_id_sort(True, "sorts by id")
+        elif overlapping:
+            self._learn_id_sort(False, "does not page stably by id")
+
+    def _learn_id_sort(self, works: bool, what: str) -> None:
+        """Remember, once per client, whether the server pages stably by id."""
+        with self._profile_lock:
+            if self._id_sort is None:
+                self._id_sort = works
+                LOGGER.info(
+                    "the server %s: instants larger than a page are read that way%s",
+                    what,
+                    "" if works else " no more",
+                )
+
+    def _by_direction(self, run: _Run, piece: _Piece) -> list[_Piece]:
+        """The range cut by direction, when the two parts' counts add up to the whole."""
+        ranges = [(piece.lo, piece.hi)]
         parts = [
-            part
-            for (lo, hi), count in zip(halves, counts, strict=True)
-            for part in self._plan(run, lo, hi, count)
+            _Piece(piece.lo, piece.hi, count, piece.size, direction=direction)
+            for direction in DIRECTIONS_TO_SPLIT
+            for count in self._count_all(run, ranges, direction=direction)
         ]
-        self._resolve(parts, run)
-        for part in parts:
-            piece.keys |= part.keys
-        if not piece.complete():
-            # The halves each match their own count, so the piece's count moved: take the new one.
-            (piece.count,) = self._count_all(run, [(piece.lo, piece.hi)])
+        if sum(part.count for part in parts) != piece.count:
+            return []  # the filter is ignored, or some records have no usable direction
+        return [part for part in parts if part.count > 0]
 
-    def _repair_ties(self, run: _Run, piece: _Piece, ties: list[int]) -> None:
-        """Fetch each instant cut by a page boundary on its own and add its events to the piece."""
-        ranges = [(moment - 1, moment + 1) for moment in ties]
-        counts = self._count_all(run, ranges)
-        parts = [
-            _Piece(lo, hi, count, self._current().size)
-            for (lo, hi), count in zip(ranges, counts, strict=True)
-        ]
-        fetched = self._fetch(run, parts)
-        for moment, part, pages in zip(ties, parts, fetched, strict=True):
-            # The tie range may reach 1 ms outside the piece: only the tied instant is ours.
-            self._absorb(run, part, pages, only_ms=moment)
-            piece.keys |= part.keys
+    def _read_repeatedly(self, run: _Run, piece: _Piece, seen: _Seen) -> None:
+        """Read every page of ``piece`` again and again until ``seen`` reaches its count.
+
+        A server with unstable ties hands out a different selection of a tied instant on each
+        request; reading all pages, ascending then descending, gathers each event with
+        probability about 1 - 1/e a pass, so log(count) + REPEAT_SPARE_PASSES passes miss one
+        with odds of about e**-REPEAT_SPARE_PASSES. The window's repair budget bounds it too.
+        """
+        first = self._current().first_page
+        passes = math.ceil(math.log(max(piece.count, 2))) + REPEAT_SPARE_PASSES
+        for index in range(passes):
+            if seen.complete():
+                return
+            self._spend(run, piece)
+            order = BY_START_ASC if index % 2 == 0 else BY_START_DESC
+            requests = [(piece, page, order) for page in range(first, first + piece.page_count())]
+            (pages,) = self._fetch_pages(run, requests, 1, [0] * len(requests))
+            seen.add(pages)
 
     # -- results ---------------------------------------------------------------------------
 
@@ -847,6 +1045,7 @@ class WindowExtractor:
             retries=tally.retries,
             seconds=round(seconds, 6),
             sub_windows=run.sub_windows,
+            repair_requests=0 if run.repairs_began is None else tally.requests - run.repairs_began,
         )
         if rejected:
             LOGGER.warning(
@@ -857,9 +1056,13 @@ class WindowExtractor:
             )
         return WindowResult(run.window[0], run.window[1], events, rejected, stats)
 
-    def _events(self, results: Iterator[WindowResult]) -> Iterator[dict[str, Any]]:
-        """The events of each result in turn."""
+    def _events(
+        self, results: Iterator[WindowResult | WindowFailure]
+    ) -> Iterator[dict[str, Any]]:
+        """The events of each result in turn; a window that failed raises its error."""
         for result in results:
+            if isinstance(result, WindowFailure):
+                raise result.error
             yield from result.events
 
 
@@ -885,6 +1088,12 @@ def _by_start(events: list[dict[str, Any]], moments: list[int]) -> list[dict[str
         return events
     order = sorted(range(len(events)), key=moments.__getitem__)
     return [events[index] for index in order]
+
+
+def _cancel(jobs: Iterable[tuple[Any, Any, Future[Any]]]) -> None:
+    """Cancel the futures of jobs not yet started."""
+    for _, _, future in jobs:
+        future.cancel()
 
 
 def _halves(lo: int, hi: int) -> list[tuple[int, int]]:

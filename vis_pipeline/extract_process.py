@@ -16,7 +16,7 @@ types, secrets scrubbed.
     job, caller to child (standard input): 8-byte little-endian length, then a pickled _Job
     frames, child to caller (a pipe of their own): the same header, then a pickled tuple
     ("log", level, logger name, text) | ("window", WindowResult without events, events JSON)
-    | ("error", exception) | ("done",)
+    | ("failed", WindowFailure) | ("error", exception) | ("done",)
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from typing import IO, Any, TypeVar
 import orjson
 
 from vis_pipeline.client import ClientSettings, scrub_secrets
-from vis_pipeline.extract import WindowResult
+from vis_pipeline.extract import WindowFailure, WindowResult
 from vis_pipeline.retry import VISError
 
 _T = TypeVar("_T")
@@ -144,8 +144,11 @@ class ExtractionProcess:
 
     def iter_windows(
         self, windows: Sequence[Window], then: Callable[[WindowResult], _T]
-    ) -> Iterator[_T]:
+    ) -> Iterator[_T | WindowFailure]:
         """``then`` of each window's result, in order; the process serves one such call.
+
+        A window that could not be read whole comes as its :class:`WindowFailure`, as from
+        ``WindowExtractor.iter_windows``.
 
         ``then`` runs in this process, on a reader thread, one window ahead of the caller: the
         child fetches, this process normalises, the caller loads, all at once. Leaving the loop
@@ -227,6 +230,9 @@ def _read_frames(
                 _, result, events = frame
                 ready = then(replace(result, events=orjson.loads(events)))
                 if not _hand_over(handover, ("window", ready), stop):
+                    return
+            elif kind == "failed":
+                if not _hand_over(handover, ("window", frame[1]), stop):
                     return
             elif kind == "error":
                 raise frame[1]
@@ -346,8 +352,11 @@ def _read_job(stdin: IO[bytes]) -> _Job | None:
 
 def _extract(job: _Job, writer: _FrameWriter) -> None:
     with job.settings.client() as client:
-        for result, events in client.iter_windows(job.windows, _pack):
-            writer.write(("window", result, events))
+        for item in client.iter_windows(job.windows, _pack):
+            if isinstance(item, WindowFailure):
+                writer.write(("failed", item))
+            else:
+                writer.write(("window", *item))
 
 
 def main(frames_fd: int) -> int:

@@ -10,18 +10,21 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from functools import partial
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import duckdb
 
 from vis_pipeline.batch import NormalizedBatch
 from vis_pipeline.client import VISClient
-from vis_pipeline.extract import WindowResult
+from vis_pipeline.extract import WindowFailure, WindowResult
 from vis_pipeline.extract_process import ExtractionProcess
+from vis_pipeline.retry import VISError
 from vis_pipeline.warehouse import (
     WindowSync,
     latest_syncs,
     load_window,
+    record_failed,
     record_settled,
     settled_windows,
 )
@@ -43,10 +46,34 @@ class DaySync:
     requests: int
     retries: int
     seconds: float
+    repair_requests: int = 0
+    """Requests spent repairing pieces of the day that fell short of their count."""
+    error: str | None = None
+    """Why the day failed (status 'failed'): nothing of it was loaded."""
 
     def as_dict(self) -> dict[str, object]:
         """A JSON-friendly copy."""
         return {**asdict(self), "local_date": self.local_date.isoformat()}
+
+
+class VISDaysFailed(VISError):
+    """Some days of a sync could not be read whole; the other days were loaded."""
+
+    def __init__(self, failed: Sequence[DaySync]) -> None:
+        self.failed = list(failed)
+        first = self.failed[0]
+        more = f" (and {len(self.failed) - 1} more day(s))" if len(self.failed) > 1 else ""
+        super().__init__(f"day {first.local_date} failed{more}: {first.error}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.failed,), self.__dict__)
+
+
+def raise_for_failed(synced: Sequence[DaySync]) -> None:
+    """Raise VISDaysFailed when any day of ``synced`` failed."""
+    failed = [item for item in synced if item.status == "failed"]
+    if failed:
+        raise VISDaysFailed(failed)
 
 
 def local_day_window(day: date, tz: str) -> tuple[datetime, datetime]:
@@ -73,6 +100,8 @@ def sync_days(
 ) -> list[DaySync]:
     """Sync each local day of ``days``: settled days cost one count, the rest are fetched.
 
+    A day whose events cannot be read whole (the API's count is never met) is recorded as
+    failed and the run goes on with the other days; see :func:`raise_for_failed`.
     One connection serves the whole run (opening and closing a DuckDB file per day costs a
     checkpoint each time); each fetched day is still its own transaction, so a run killed
     mid-way leaves whole days behind it and re-running is always safe.
@@ -135,10 +164,12 @@ def _normalize_window(result: WindowResult, tz: str) -> _NormalizedWindow:
 def _load_day(
     conn: duckdb.DuckDBPyConnection,
     day: date,
-    ready: _NormalizedWindow,
+    ready: _NormalizedWindow | WindowFailure,
     run_id: str | None,
 ) -> DaySync:
-    """Write one normalised day in one transaction."""
+    """Write one normalised day in one transaction (or record that it failed)."""
+    if isinstance(ready, WindowFailure):
+        return _record_failed_day(conn, day, ready, run_id)
     result, batch = ready.result, ready.batch
     stats = result.stats
     window = WindowSync(
@@ -164,6 +195,40 @@ def _load_day(
         requests=stats.requests,
         retries=stats.retries,
         seconds=stats.seconds,
+        repair_requests=stats.repair_requests,
+    )
+
+
+def _record_failed_day(
+    conn: duckdb.DuckDBPyConnection, day: date, failure: WindowFailure, run_id: str | None
+) -> DaySync:
+    """Append the day's 'failed' sync row; what the warehouse held of it stays as it was."""
+    error = failure.error
+    record_failed(
+        conn,
+        WindowSync(
+            local_date=day,
+            window_start=failure.start,
+            window_end=failure.end,
+            api_count=error.api_count,
+            pages=0,
+            requests=0,
+            retries=0,
+            seconds=0.0,
+            run_id=run_id,
+        ),
+    )
+    return DaySync(
+        local_date=day,
+        status="failed",
+        api_count=error.api_count,
+        loaded=0,
+        rejected=0,
+        pages=0,
+        requests=0,
+        retries=0,
+        seconds=0.0,
+        error=str(error),
     )
 
 

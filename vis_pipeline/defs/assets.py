@@ -11,7 +11,7 @@ from dagster_duckdb import DuckDBResource
 
 from vis_pipeline import warehouse as wh
 from vis_pipeline.defs.resources import VISClientResource, write_connection
-from vis_pipeline.sync import sync_days
+from vis_pipeline.sync import raise_for_failed, sync_days
 
 ACCOUNT = dg.AssetKey(["vis", "account"])
 """The account the token belongs to (``vis.accounts``)."""
@@ -84,6 +84,8 @@ def build_events_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDef
                 full=config.full,
                 run_id=context.run.run_id,
             )
+        # The days that could be read are committed; a day that could not fails the run, by name.
+        raise_for_failed(synced)
         with write_connection(warehouse) as conn:
             reconciliation = wh.reconcile(conn, days)
             preview = wh.preview_events(conn, days[0], days[-1])
