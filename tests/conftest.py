@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from importlib.resources import files
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -49,8 +50,8 @@ def dagster_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh DAGSTER_HOME with the project's dagster.yaml, set for the test."""
     home = tmp_path / "dagster_home"
     home.mkdir()
-    project_yaml = Path(__file__).resolve().parent.parent / "dagster_home" / "dagster.yaml"
-    (home / "dagster.yaml").write_text(project_yaml.read_text())
+    project_yaml = files("vis_pipeline.dagster_defaults").joinpath("dagster.yaml")
+    (home / "dagster.yaml").write_text(project_yaml.read_text(encoding="utf-8"), encoding="utf-8")
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     return home
 

@@ -13,6 +13,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from importlib.resources import files
 from pathlib import Path
 
 from vis_pipeline.settings import Settings, SettingsError
@@ -21,8 +22,12 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 
-DEFAULT_DAGSTER_HOME = Path(__file__).resolve().parent.parent / "dagster_home"
-"""The project's committed Dagster home, used when DAGSTER_HOME is not set."""
+DEFAULT_DAGSTER_HOME = Path("dagster_home")
+"""Dagster's home when DAGSTER_HOME is not set: relative to the working directory, like the
+warehouse (from the repository root, the project's committed folder)."""
+
+DAGSTER_DEFAULTS = "vis_pipeline.dagster_defaults"
+"""The package whose ``dagster.yaml`` holds the default instance settings (the run queue)."""
 
 DEMO_TOKEN = "demo-token"
 """Token the demo's simulator accepts: it guards nothing but a local simulator."""
@@ -110,9 +115,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def ensure_dagster_home() -> Path:
-    """DAGSTER_HOME, defaulting to the project's own folder, so runs show in ``dagster dev``."""
-    home = Path(os.environ.setdefault("DAGSTER_HOME", str(DEFAULT_DAGSTER_HOME))).resolve()
+    """DAGSTER_HOME, defaulting to ``dagster_home/``, so runs show in ``dagster dev``.
+
+    A home without instance settings gets the packaged defaults: a wheel install has no
+    checkout to copy them from, and without them runs would not queue for the one DuckDB writer.
+    """
+    home = Path(os.environ.get("DAGSTER_HOME") or DEFAULT_DAGSTER_HOME).resolve()
     home.mkdir(parents=True, exist_ok=True)
+    instance_settings = home / "dagster.yaml"
+    if not instance_settings.exists():
+        defaults = files(DAGSTER_DEFAULTS).joinpath("dagster.yaml")
+        instance_settings.write_text(defaults.read_text(encoding="utf-8"), encoding="utf-8")
     os.environ["DAGSTER_HOME"] = str(home)
     return home
 

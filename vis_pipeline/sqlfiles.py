@@ -1,4 +1,8 @@
-"""SQL kept in ``.sql`` files under the repository's ``sql/`` folder, loaded by name.
+"""SQL kept in ``.sql`` files, loaded by name.
+
+The files live in the repository's ``sql/`` folder and ship inside the package as
+``vis_pipeline.sql`` (pyproject.toml maps one onto the other), so they are found through
+``importlib.resources`` whether the project runs from a checkout, an editable install or a wheel.
 
 Statements live in files so they can be read, reviewed and run by hand; values are always bound
 as parameters (``?`` or ``$name``) by the caller, never pasted into the text.
@@ -7,9 +11,14 @@ as parameters (``?`` or ``$name``) by the caller, never pasted into the text.
 from __future__ import annotations
 
 from functools import cache
-from pathlib import Path, PurePosixPath
+from importlib.resources import files
+from importlib.resources.abc import Traversable
+from pathlib import PurePosixPath
 
-SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+SQL_PACKAGE = "vis_pipeline.sql"
+"""The package whose data are the SQL files (the repository's ``sql/`` folder)."""
+
+SQL_DIR: Traversable = files(SQL_PACKAGE)
 """The folder holding every SQL file, one sub-folder per kind (schema, warehouse, checks...)."""
 
 SQL_SUFFIX = ".sql"
@@ -35,7 +44,7 @@ def _checked_name(name: str) -> PurePosixPath:
 def load_sql(name: str) -> str:
     """The text of the SQL file ``name`` (e.g. ``"warehouse/upsert_events"``), read once."""
     relative = _checked_name(name)
-    file = SQL_DIR.joinpath(*relative.parts).with_suffix(SQL_SUFFIX)
+    file = _inside_sql_dir(relative.with_suffix(SQL_SUFFIX))
     if not file.is_file():
         raise UnknownSqlFile(f"no SQL file named {name!r}")
     return file.read_text(encoding="utf-8")
@@ -44,9 +53,21 @@ def load_sql(name: str) -> str:
 def list_sql(folder: str) -> list[str]:
     """Names (loadable by ``load_sql``) of the SQL files of ``folder``, sorted by file name."""
     relative = _checked_name(folder)
-    directory = SQL_DIR.joinpath(*relative.parts)
+    directory = _inside_sql_dir(relative)
     if not directory.is_dir():
         raise UnknownSqlFile(f"no SQL folder named {folder!r}")
-    return [
-        f"{relative.as_posix()}/{file.stem}" for file in sorted(directory.glob("*" + SQL_SUFFIX))
-    ]
+    stems = sorted(
+        entry.name.removesuffix(SQL_SUFFIX)
+        for entry in directory.iterdir()
+        if entry.name.endswith(SQL_SUFFIX) and entry.is_file()
+    )
+    return [f"{relative.as_posix()}/{stem}" for stem in stems]
+
+
+def _inside_sql_dir(relative: PurePosixPath) -> Traversable:
+    """The resource at ``relative`` in the SQL folder, joined one step at a time: some
+    Traversables (Python 3.11's namespace-package paths) take a single step per call."""
+    resource = SQL_DIR
+    for part in relative.parts:
+        resource = resource.joinpath(part)
+    return resource
