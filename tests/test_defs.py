@@ -178,8 +178,9 @@ def test_each_table_check_fails_on_a_corrupted_copy(
         "unique_event_id": "CREATE TABLE vis.loose AS SELECT * FROM vis.events; "
         "DROP TABLE vis.events; ALTER TABLE vis.loose RENAME TO events; "
         f"INSERT INTO vis.events SELECT * FROM vis.events WHERE event_id = {one};",
-        "required_fields": "ALTER TABLE vis.events ALTER COLUMN phone_number DROP NOT NULL; "
-        f"UPDATE vis.events SET phone_number = NULL WHERE event_id = {one};",
+        "call_fields_match_state": f"UPDATE vis.events SET end_time = NULL WHERE event_id = {one};",
+        "call_times_in_order": "UPDATE vis.events SET end_time = start_time - INTERVAL 1 SECOND "
+        f"WHERE event_id = {one};",
         "no_final_regressed": "UPDATE vis.events SET state = 'RINGING', is_final = false "
         f"WHERE event_id = {one};",
         "raw_matches_events": f"DELETE FROM raw.events WHERE event_id = {one};",

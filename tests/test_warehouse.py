@@ -104,8 +104,31 @@ CONTRACT: dict[tuple[str, str], list[tuple[str, str]]] = {
         ("run_id", "VARCHAR"),
         ("finished_at", "TIMESTAMP WITH TIME ZONE"),
     ],
+    ("vis", "calls"): [
+        ("event_id", "BIGINT"),
+        ("local_date", "DATE"),
+        ("start_time", "TIMESTAMP WITH TIME ZONE"),
+        ("answer_time", "TIMESTAMP WITH TIME ZONE"),
+        ("end_time", "TIMESTAMP WITH TIME ZONE"),
+        ("direction", "VARCHAR"),
+        ("state", "VARCHAR"),
+        ("user_id", "BIGINT"),
+        ("user_name", "VARCHAR"),
+        ("phone_number", "VARCHAR"),
+        ("caller_id", "VARCHAR"),
+        ("is_inbound", "BOOLEAN"),
+        ("is_outbound", "BOOLEAN"),
+        ("is_finished", "BOOLEAN"),
+        ("is_live", "BOOLEAN"),
+        ("is_answered", "BOOLEAN"),
+        ("is_missed", "BOOLEAN"),
+        ("is_rejected", "BOOLEAN"),
+        ("is_cancelled", "BOOLEAN"),
+        ("talk_seconds", "DOUBLE"),
+        ("wait_seconds", "DOUBLE"),
+    ],
 }
-"""The tables and columns docs/tables.md promises, written out independently of the DDL."""
+"""The tables, views and columns docs/tables.md promises, written out independently of the DDL."""
 
 SNAPSHOT_TABLES = ("raw.events", "vis.events", "vis.rejected_events", "vis.users", "vis.accounts")
 
@@ -495,10 +518,35 @@ CORRUPTIONS: list[tuple[str, str, str]] = [
         "WHERE event_id = 8;",
     ),
     (
-        "required_fields",
-        "a NULL phone number",
-        "ALTER TABLE vis.events ALTER COLUMN phone_number DROP NOT NULL; "
-        "UPDATE vis.events SET phone_number = NULL WHERE event_id = 7;",
+        "call_fields_match_state",
+        "an answered call without its answer time",
+        "UPDATE vis.events SET answer_time = NULL WHERE event_id = 7;",
+    ),
+    (
+        "call_fields_match_state",
+        "a missed call with an answer time",
+        "UPDATE vis.events SET state = 'MISSED' WHERE event_id = 7; "
+        "UPDATE raw.events SET state = 'MISSED' WHERE event_id = 7;",
+    ),
+    (
+        "call_fields_match_state",
+        "a final call without its end",
+        "UPDATE vis.events SET end_time = NULL, duration_ms = NULL WHERE event_id = 7;",
+    ),
+    (
+        "call_times_in_order",
+        "a call that ends before it starts",
+        "UPDATE vis.events SET end_time = start_time - INTERVAL 1 SECOND WHERE event_id = 7;",
+    ),
+    (
+        "call_times_in_order",
+        "a call answered after it ended",
+        "UPDATE vis.events SET answer_time = end_time + INTERVAL 1 SECOND WHERE event_id = 7;",
+    ),
+    (
+        "call_times_in_order",
+        "a negative duration",
+        "UPDATE vis.events SET duration_ms = -1 WHERE event_id = 7;",
     ),
     (
         "no_final_regressed",

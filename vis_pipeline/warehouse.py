@@ -48,7 +48,8 @@ while the uncheckpointed rows it keeps in memory stay a few windows' worth."""
 
 CHECKS: tuple[str, ...] = (
     "unique_event_id",
-    "required_fields",
+    "call_fields_match_state",
+    "call_times_in_order",
     "no_final_regressed",
     "raw_matches_events",
 )

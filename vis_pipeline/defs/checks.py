@@ -9,7 +9,10 @@ from vis_pipeline.defs.resources import write_connection
 
 TABLE_CHECKS = {
     "unique_event_id": "Every event_id appears once in vis.events and once in raw.events.",
-    "required_fields": "No row of vis.events lacks a field the spec requires.",
+    "call_fields_match_state": "Answered calls have an answer time, unanswered ones none, "
+    "final ones an end and a duration.",
+    "call_times_in_order": "No call is answered before it starts or after it ends, ends before "
+    "it starts, or lasts a negative time.",
     "no_final_regressed": "No call seen in a final state is stored in a live state.",
     "raw_matches_events": "raw.events and vis.events hold the same events.",
 }
