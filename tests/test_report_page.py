@@ -25,17 +25,12 @@ import pytest
 from test_reports import FIRST, HOSTILE_CALLER, LAST, OPTIONS, TZ, Built, build_warehouse
 
 from vis_pipeline import warehouse as wh
+from vis_pipeline.dashboard.data import load_dashboard_data
+from vis_pipeline.dashboard.page import render_dashboard_html
+from vis_pipeline.dashboard.svg import nice_ticks
+from vis_pipeline.dashboard.tables import MAX_TABLE_ROWS
+from vis_pipeline.dashboard.text import fmt_duration, fmt_int, fmt_range, fmt_rate
 from vis_pipeline.exports import DASHBOARD, export_report
-from vis_pipeline.report_page import (
-    MAX_TABLE_ROWS,
-    fmt_duration,
-    fmt_int,
-    fmt_range,
-    fmt_rate,
-    load_dashboard_data,
-    nice_ticks,
-    render_dashboard_html,
-)
 from vis_pipeline.reports import materialize_reports, read_report
 from vis_pipeline.simulator.process import SimulatorProcess
 

@@ -20,7 +20,7 @@ import duckdb
 import orjson
 import pandas as pd
 
-from vis_pipeline import report_page
+from vis_pipeline.dashboard.page import render_dashboard, render_table_page
 from vis_pipeline.reports import REPORTS, ReportError, check_range, read_report
 
 FORMATS: tuple[str, ...] = ("csv", "parquet", "json", "xlsx", "html")
@@ -126,7 +126,7 @@ def _writer(
 ) -> Callable[[Path], None]:
     """A function writing the export to a path (called with the temporary file)."""
     if name == DASHBOARD:
-        page = report_page.render_dashboard(conn, first, last, tz=tz)
+        page = render_dashboard(conn, first, last, tz=tz)
         return lambda path: path.write_text(page, encoding="utf-8")
     frame = read_report(conn, name, first, last)
     if fmt == "csv":
@@ -139,7 +139,7 @@ def _writer(
         return lambda path: _excel_ready(frame).to_excel(
             path, index=False, sheet_name=name[:XLSX_SHEET_CHARS], engine="openpyxl"
         )
-    page = report_page.render_table_page(frame, name, first, last)
+    page = render_table_page(frame, name, first, last)
     return lambda path: path.write_text(page, encoding="utf-8")
 
 

@@ -1,14 +1,15 @@
 """Report assets: the report tables (one asset, one transaction) and the file exports.
 
-Thin on purpose: the figures come from ``vis_pipeline.reports``, the files from
-``vis_pipeline.exports`` and the charts from ``vis_pipeline.report_page``; this module turns
-them into Dagster assets and metadata.
+Thin on purpose: the report tables come from ``vis_pipeline.reports``, the headline figures and
+charts from ``vis_pipeline.dashboard`` (the same SQL as the page) and the files from
+``vis_pipeline.exports``; this module turns them into Dagster assets and metadata.
 
 No ``from __future__ import annotations`` here: Dagster reads the config classes from the asset
 functions' signatures, which must hold the classes themselves, not their names.
 """
 
 from collections.abc import Callable
+from dataclasses import asdict
 from datetime import date
 from pathlib import Path
 
@@ -17,7 +18,10 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
-from vis_pipeline import report_page as page
+from vis_pipeline.dashboard import charts
+from vis_pipeline.dashboard.data import DashboardData, load_dashboard_data, report_frame
+from vis_pipeline.dashboard.figures import HeadlineFigures
+from vis_pipeline.dashboard.svg import svg_data_uri
 from vis_pipeline.defs.resources import write_connection
 from vis_pipeline.exports import DASHBOARD, FORMATS, export_file_name, export_report
 from vis_pipeline.reports import DEFAULT_CALLBACK_HOURS, REPORTS, materialize_reports
@@ -83,45 +87,24 @@ def _chart(svg: str) -> dg.MetadataValue:
     """A chart as markdown: an inline SVG image, or the note saying there was nothing to draw."""
     if not svg.startswith("<svg "):
         return dg.MetadataValue.md("_nothing to chart_")
-    return dg.MetadataValue.md(f"![chart]({page.svg_data_uri(svg)})")
+    return dg.MetadataValue.md(f"![chart]({svg_data_uri(svg)})")
 
 
-def _per_user(frame: pd.DataFrame, column: str) -> tuple[list[str], list[float]]:
-    """``column`` summed per user, largest first, labelled with the user's name or id."""
-    if frame.empty:
-        return [], []
-    names = frame.groupby("user_id")["user_name"].first()
-    totals = frame.groupby("user_id")[column].sum().sort_values(ascending=False)
-    labels = [page.user_label(names.get(user), user) for user in totals.index]
-    return labels, [float(value) for value in totals]
+REPORT_CHARTS: dict[str, Callable[[DashboardData], str]] = {
+    "daily_call_volume": charts.daily_volume_chart,
+    "daily_call_volume_by_user": charts.user_calls_chart,
+    "missed_calls": charts.missed_rate_chart,
+    "missed_calls_by_hour": charts.heat_map,
+    "missed_calls_by_user": charts.user_missed_chart,
+    "unreturned_missed_calls": charts.unreturned_per_day_chart,
+}
+"""The chart shown with each report's materialisation."""
 
 
-def _per_day(frame: pd.DataFrame, first: date, last: date) -> tuple[list[str], list[float]]:
-    """Rows per local day over the whole range (days without rows count 0)."""
-    counts = frame.groupby("local_date").size() if len(frame) else pd.Series()
-    days = pd.date_range(first, last, freq="D").date
-    return [f"{day.day} {day:%b}" for day in days], [float(counts.get(day, 0)) for day in days]
-
-
-def _charts(data: page.DashboardData) -> dict[str, Callable[[], str]]:
-    """The chart of each report, drawn only when asked for."""
+def _headline(figures: HeadlineFigures) -> dict[str, object]:
+    """The range's headline figures as metadata (``headline/<figure>``); empty rates left out."""
     return {
-        "daily_call_volume": lambda: page.daily_volume_chart(data),
-        "daily_call_volume_by_user": lambda: page.hbar_chart(
-            *_per_user(data.volume_by_user, "total_calls"), page.INBOUND_COLOR, "Calls per user"
-        ),
-        "missed_calls": lambda: page.missed_rate_chart(data),
-        "missed_calls_by_hour": lambda: page.heat_map(data),
-        "missed_calls_by_user": lambda: page.hbar_chart(
-            *_per_user(data.missed_by_user, "missed_calls"),
-            page.MISSED_COLOR,
-            "Missed inbound calls per user",
-        ),
-        "unreturned_missed_calls": lambda: page.bar_chart(
-            *_per_day(data.unreturned, data.first, data.last),
-            page.MISSED_COLOR,
-            "Missed calls not called back, per day",
-        ),
+        f"headline/{name}": value for name, value in asdict(figures).items() if value is not None
     }
 
 
@@ -147,14 +130,13 @@ def build_report_assets(
         first, last = _range(context)
         with write_connection(warehouse) as conn:
             counts = materialize_reports(conn, first, last, tz, config.callback_hours)
-            data = page.load_dashboard_data(conn, first, last)
-            frames = {name: page.report_frame(data, name) for name in REPORTS}
-        charts = _charts(data)
+            data = load_dashboard_data(conn, first, last)
         metadata: dict[str, object] = {"first_day": first.isoformat(), "last_day": last.isoformat()}
+        metadata.update(_headline(data.headline))
         for name in REPORTS:
             metadata[f"{name}/rows"] = counts[name]
-            metadata[f"{name}/preview"] = _preview(frames[name])
-            metadata[f"{name}/chart"] = _chart(charts[name]())
+            metadata[f"{name}/preview"] = _preview(report_frame(data, name))
+            metadata[f"{name}/chart"] = _chart(REPORT_CHARTS[name](data))
         return dg.MaterializeResult(metadata=metadata)
 
     @dg.asset(
