@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import jsonschema
@@ -25,7 +26,14 @@ from conftest import SMALL
 
 from vis_pipeline.records import FINAL_STATES, LIVE_STATES, event_problem, parse_instant_ms
 from vis_pipeline.simulator import add_arguments, options_from_args
-from vis_pipeline.simulator.process import SimulatorError, SimulatorOptions, SimulatorProcess
+from vis_pipeline.simulator.options import OptionsError
+from vis_pipeline.simulator.process import (
+    Behaviour,
+    SimulatorError,
+    SimulatorOptions,
+    SimulatorProcess,
+)
+from vis_pipeline.simulator.truth import Truth
 from vis_pipeline.spec import load_spec, operations, success_schema
 
 DAY_MS = 86_400_000
@@ -334,6 +342,221 @@ def test_unstable_ties_reorder_only_ties(fresh_simulator: SimulatorProcess) -> N
         assert sorted(_ids(answer)) == sorted(_ids(truth))
 
 
+# -- dense instants and sorts ----------------------------------------------------------------
+
+DENSE = SimulatorOptions(
+    seed=23,
+    start="2026-03-07",  # Saturday, the 23-hour Sunday of the switch to EDT, Monday
+    days=3,
+    calls_per_day=400,
+    users=8,
+    tz="America/New_York",
+    dense_instants_per_day=3,
+    dense_instant_size=250,
+)
+"""Three New York days, each with three instants of 250 calls at one millisecond."""
+
+DENSE_PAGE = 100
+"""Page cap in the dense tests: an instant holds more events than two pages."""
+
+
+@pytest.fixture(scope="module")
+def dense_simulator() -> Iterator[SimulatorProcess]:
+    """A simulator of the dense data set, shared by the dense tests."""
+    with SimulatorProcess(DENSE) as sim:
+        yield sim
+
+
+@pytest.fixture
+def dense(dense_simulator: SimulatorProcess) -> Iterator[SimulatorProcess]:
+    """The dense simulator with its behaviour reset before and after."""
+    dense_simulator.control.reset_behaviour()
+    yield dense_simulator
+    dense_simulator.control.reset_behaviour()
+
+
+def _local_midnights(options: SimulatorOptions) -> list[int]:
+    """Epoch ms of the local midnights that start each day, computed with zoneinfo."""
+    zone = ZoneInfo(options.tz)
+    first = datetime.fromisoformat(options.start)
+    days = [first + timedelta(days=n) for n in range(options.days + 1)]
+    return [int(day.replace(tzinfo=zone).timestamp() * 1000) for day in days]
+
+
+def _instants(truth: list[dict[str, Any]], size: int) -> dict[int, list[dict[str, Any]]]:
+    """The records of every instant (ms) that holds exactly ``size`` of them."""
+    by_instant: dict[int, list[dict[str, Any]]] = {}
+    for record in truth:
+        by_instant.setdefault(_ms(record["startTime"]), []).append(record)
+    return {moment: group for moment, group in by_instant.items() if len(group) == size}
+
+
+def _pages(api: httpx.Client, params: dict[str, Any], expected: int) -> list[list[dict[str, Any]]]:
+    """Every page of ``params`` that ``expected`` events fill, at the dense page size."""
+    pages = -(-expected // DENSE_PAGE)
+    return [
+        api.get("/self/events", params={**params, "size": DENSE_PAGE, "offset": page}).json()
+        for page in range(pages)
+    ]
+
+
+def test_dense_instants_are_in_the_truth(dense: SimulatorProcess) -> None:
+    truth = dense.control.truth()
+    size = DENSE.dense_instant_size
+    instants = _instants(truth, size)
+    midnights = _local_midnights(DENSE)
+    for day in range(DENSE.days):
+        today = sorted(t for t in instants if midnights[day] <= t < midnights[day + 1])
+        assert len(today) == DENSE.dense_instants_per_day
+        assert today[0] == midnights[day], "one instant on the New York midnight"
+        directions = [Counter(r["direction"] for r in instants[t]) for t in today]
+        assert any(len(mix) == 2 for mix in directions), "an instant of mixed directions"
+        ring_all = instants[midnights[day]]
+        assert {r["direction"] for r in ring_all} == {"INBOUND"}
+        assert Counter(r["state"] for r in ring_all) == {"ANSWERED": 1, "MISSED": size - 1}
+    assert all(event_problem(record) is None for record in truth)
+    assert len({r["id"] for r in truth}) == len(truth)
+    in_process = orjson.loads(Truth.from_options(DENSE).window_bytes(None, None))
+    assert in_process == truth, "the in-process truth is the served one"
+
+
+@pytest.mark.parametrize("edges", ["half-open", "strict", "closed"])
+def test_count_around_a_dense_instant(dense: SimulatorProcess, edges: str) -> None:
+    instants = _instants(dense.control.truth(), DENSE.dense_instant_size)
+    dense.control.set_behaviour(edges=edges)
+    with _api(dense) as api:
+        for moment, records in instants.items():
+            window = {"fromDate": moment - 1, "toDate": moment + 1}
+            count = api.get("/self/events/count", params=window).json()["count"]
+            assert count == len(records) == DENSE.dense_instant_size
+            listed = api.get("/self/events", params={**window, "size": 1000}).json()
+            assert sorted(_ids(listed)) == sorted(_ids(records))
+
+
+def test_id_sorted_pages_cover_a_dense_instant(dense: SimulatorProcess) -> None:
+    instants = _instants(dense.control.truth(), DENSE.dense_instant_size)
+    dense.control.set_behaviour(unstable_ties=True, page_cap=DENSE_PAGE, seed=5)
+    with _api(dense) as api:
+        for moment, records in instants.items():
+            window = {"fromDate": moment, "toDate": moment + 1}
+            for order in ("ASC", "DESC"):
+                pages = _pages(api, {**window, "sort": "id", "order": order}, len(records))
+                ids = [ident for page in pages for ident in _ids(page)]
+                assert ids == sorted(_ids(records), reverse=order == "DESC")
+            by_start = _pages(api, window, len(records))
+            seen = [ident for page in by_start for ident in _ids(page)]
+            assert len(set(seen)) < len(records), "ties on startTime stay unstable"
+
+
+def test_direction_filter_with_sort(dense: SimulatorProcess) -> None:
+    truth = dense.control.truth()
+    dense.control.set_behaviour(unstable_ties=True, page_cap=DENSE_PAGE, seed=6)
+    with _api(dense) as api:
+        for moment, records in _instants(truth, DENSE.dense_instant_size).items():
+            for direction in ("INBOUND", "OUTBOUND"):
+                wanted = sorted(r["id"] for r in records if r["direction"] == direction)
+                params = {"fromDate": moment, "toDate": moment + 1, "direction": direction}
+                counted = api.get("/self/events/count", params={**params, "sort": "id"})
+                assert counted.json()["count"] == len(wanted)
+                pages = _pages(api, {**params, "sort": "id"}, len(wanted))
+                assert [ident for page in pages for ident in _ids(page)] == wanted
+
+
+@pytest.mark.parametrize("direction", [None, "OUTBOUND"])
+def test_descending_order_with_unstable_ties(
+    dense: SimulatorProcess, direction: str | None
+) -> None:
+    # An hour either side of the first import (mixed directions), in one page.
+    imported = sorted(_instants(dense.control.truth(), DENSE.dense_instant_size))[1]
+    window = {"fromDate": imported - HOUR_MS, "toDate": imported + HOUR_MS}
+    truth = dense.control.truth(imported - HOUR_MS, imported + HOUR_MS)
+    expected = [r for r in truth if direction in (None, r["direction"])]
+    assert any(n > 1 for n in Counter(r["startTime"] for r in expected).values())
+    params = {**window, "size": 1000, "order": "DESC"}
+    if direction is not None:
+        params["direction"] = direction
+    dense.control.set_behaviour(unstable_ties=True, seed=7)
+    with _api(dense) as api:
+        answers = [api.get("/self/events", params=params).json() for _ in range(3)]
+    assert len({tuple(_ids(answer)) for answer in answers}) > 1, "ties come in new orders"
+    for answer in answers:
+        assert [r["startTime"] for r in answer] == [r["startTime"] for r in expected][::-1]
+        assert sorted(_ids(answer)) == sorted(_ids(expected))
+
+
+def test_start_time_sort_only_refuses_other_sorts(dense: SimulatorProcess) -> None:
+    window = {"fromDate": DENSE.range_ms()[0], "toDate": DENSE.range_ms()[1], "size": 50}
+    with _api(dense) as api:
+        by_start = api.get("/self/events", params=window).json()
+        assert api.get("/self/events", params={**window, "sort": "id"}).status_code == 200
+        assert dense.control.set_behaviour(start_time_sort_only=True)["start_time_sort_only"]
+        for sort in ("id", "endTime", "direction"):
+            _error(api.get("/self/events", params={**window, "sort": sort}), 400, "sort")
+            _error(api.get("/self/calls", params={"sort": sort}), 400, "sort")
+        _error(api.get("/self/events", params={"sort": "colour"}), 400, "sort")
+        assert api.get("/self/events", params={**window, "sort": "startTime"}).json() == by_start
+        assert api.get("/self/events", params=window).json() == by_start
+        inbound = {**window, "direction": "INBOUND"}
+        assert api.get("/self/events/count", params=inbound).json()["count"] > 0
+
+
+def test_process_puts_its_behaviour_in_force() -> None:
+    behaviour = Behaviour(start_time_sort_only=True, unstable_ties=True)
+    with SimulatorProcess(SMALL, behaviour=behaviour) as sim, _api(sim) as api:
+        assert sim.control.behaviour() == behaviour.to_json()
+        _error(api.get("/self/events", params={"sort": "id"}), 400, "sort")
+
+
+def test_dense_instants_follow_the_clock(dense_simulator: SimulatorProcess) -> None:
+    size = DENSE.dense_instant_size
+    everything = dense_simulator.control.truth()
+    instants = sorted(_instants(everything, size))
+    ringing_at = instants[1]  # the first instant after the first midnight
+    # A second later: the shortest generated call rings for longer than that.
+    now = datetime.fromtimestamp((ringing_at + 1_000) / 1000, UTC).isoformat()
+    with SimulatorProcess(replace(DENSE, now=now)) as sim, _api(sim) as api:
+        window = {"fromDate": ringing_at, "toDate": ringing_at + 1}
+        ringing = api.get("/self/events", params={**window, "size": 1000}).json()
+        assert len(ringing) == size and {r["state"] for r in ringing} <= LIVE_STATES
+        visible = _instants(sim.control.truth(), size)
+        assert sorted(visible) == instants[:2], "instants after the clock are not visible yet"
+        sim.control.advance(2 * 3600)
+        settled = sim.control.truth(ringing_at, ringing_at + 1)
+    assert len(settled) == size and {r["state"] for r in settled} <= FINAL_STATES
+    assert _ids(settled) == [r["id"] for r in everything if _ms(r["startTime"]) == ringing_at]
+
+
+def test_a_hundred_thousand_calls_a_day() -> None:
+    options = SimulatorOptions(
+        seed=29,
+        start="2026-03-03",  # two weekdays
+        days=2,
+        calls_per_day=100_000,
+        tz="America/New_York",
+        dense_instants_per_day=2,
+        dense_instant_size=3_000,
+    )
+    dense_calls = options.dense_instants_per_day * options.dense_instant_size
+    began = time.monotonic()
+    with SimulatorProcess(options) as sim, _api(sim) as api:
+        startup = time.monotonic() - began
+        midnights = _local_midnights(options)
+        for day in range(options.days):
+            window = {"fromDate": midnights[day], "toDate": midnights[day + 1]}
+            counted = api.get("/self/events/count", params=window).json()["count"]
+            # A Poisson day: five standard deviations either side of the mean.
+            assert abs(counted - dense_calls - 100_000) <= 5 * 100_000**0.5
+            edge = {"fromDate": midnights[day] - 1, "toDate": midnights[day] + 1}
+            assert api.get("/self/events/count", params=edge).json()["count"] == 3_000
+        assert (
+            len(sim.control.truth(midnights[0], midnights[1]))
+            == api.get(
+                "/self/events/count", params={"fromDate": midnights[0], "toDate": midnights[1]}
+            ).json()["count"]
+        )
+    assert startup < 30, f"generating and listening took {startup:.1f} s"
+
+
 # -- faults ----------------------------------------------------------------------------------
 
 
@@ -447,6 +670,7 @@ def test_behaviour_changes_are_checked(fresh_simulator: SimulatorProcess) -> Non
         {"page_cap": 0},
         {"edges": "open"},
         {"unstable_ties": "yes"},
+        {"start_time_sort_only": 1},
         {"retry_after": "soon"},
         {"slow_seconds": -1},
         {"probability": 0.5, "edges": "open"},
@@ -682,5 +906,20 @@ def test_command_line_defaults() -> None:
         "Europe/Paris",
         None,
     )
+    assert (options.dense_instants_per_day, options.dense_instant_size) == (0, 0)
     given = options_from_args(parser.parse_args(["--start", "2026-01-05", "--seed", "3"]))
     assert (given.start, given.seed) == ("2026-01-05", 3)
+    dense = ["--dense-instants-per-day", "4", "--dense-instant-size", "1200"]
+    options = options_from_args(parser.parse_args(dense))
+    assert (options.dense_instants_per_day, options.dense_instant_size) == (4, 1200)
+    command = " ".join(SimulatorProcess(options).command())
+    assert " ".join(dense) in command
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [{"dense_instants_per_day": 2}, {"dense_instant_size": 10}, {"dense_instants_per_day": -1}],
+)
+def test_dense_settings_come_together(settings: dict[str, int]) -> None:
+    with pytest.raises(OptionsError, match="dense"):
+        replace(SMALL, **settings)

@@ -42,6 +42,8 @@ class Behaviour:
     page_cap: int | None = None
     edges: str = "half-open"
     unstable_ties: bool = False
+    # Some deployments sort by startTime only and refuse any other ``sort`` with a 400.
+    start_time_sort_only: bool = False
 
     def merged(self, changes: dict[str, Any]) -> Behaviour:
         """This behaviour with ``changes`` applied, every value checked."""
@@ -132,6 +134,12 @@ def _unstable_ties(value: Any) -> bool:
     return value
 
 
+def _start_time_sort_only(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise BehaviourError(f"start_time_sort_only must be true or false, got {value!r}")
+    return value
+
+
 _CHECKS = {
     "probability": _probability,
     "kinds": _kinds,
@@ -142,6 +150,7 @@ _CHECKS = {
     "page_cap": _page_cap,
     "edges": _edges,
     "unstable_ties": _unstable_ties,
+    "start_time_sort_only": _start_time_sort_only,
 }
 
 

@@ -18,7 +18,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from vis_pipeline.simulator.events import SimEvent, dumps_compact, sort_key
+from vis_pipeline.simulator.dense import dense_calls
+from vis_pipeline.simulator.events import SimEvent, dumps_compact
 from vis_pipeline.simulator.options import SimulatorOptions
 from vis_pipeline.simulator.people import (
     CALLER_NAMES,
@@ -134,10 +135,15 @@ def generate(options: SimulatorOptions) -> Dataset:
     main = _main_timeline(rng, options)
     anchored = _anchored_timeline(np.random.default_rng([options.seed, 1]), options.now_ms())
     timeline = _concat(main, anchored)
-    ids = _unique_ids(rng, len(timeline.start)).tolist()
-    docs = _documents(rng, ids, timeline, account_id, [u["id"] for u in users], user_ucis)
-    events = _events(ids, docs, timeline)
-    events.sort(key=sort_key)
+    if options.dense_instants_per_day:
+        timeline = _with_dense(np.random.default_rng([options.seed, 3]), timeline, options)
+    ids = _unique_ids(rng, len(timeline.start))
+    docs = _documents(rng, ids.tolist(), timeline, account_id, [u["id"] for u in users], user_ucis)
+    # (startTime, id) order, sorted by numpy: the ids are distinct, so the order is total.
+    order = np.lexsort((ids, timeline.start))
+    events = _events(
+        ids[order].tolist(), [docs[i] for i in order.tolist()], _taken(timeline, order)
+    )
     return Dataset(
         events=events,
         users=users,
@@ -339,10 +345,44 @@ def _anchored_timeline(rng: np.random.Generator, now_ms: int) -> _Timeline:
     )
 
 
+_COLUMNS = ("start", "answer", "end", "hold_start", "hold_end", "visible", "inbound", "state")
+
+
 def _concat(first: _Timeline, second: _Timeline) -> _Timeline:
     """Both timelines' rows, ``first``'s rows first."""
-    names = ("start", "answer", "end", "hold_start", "hold_end", "visible", "inbound", "state")
-    return _Timeline(*(np.concatenate([getattr(first, n), getattr(second, n)]) for n in names))
+    return _Timeline(*(np.concatenate([getattr(first, n), getattr(second, n)]) for n in _COLUMNS))
+
+
+def _taken(timeline: _Timeline, rows: np.ndarray) -> _Timeline:
+    """The timeline's ``rows``, in that order."""
+    return _Timeline(*(getattr(timeline, name)[rows] for name in _COLUMNS))
+
+
+def _with_dense(
+    rng: np.random.Generator, timeline: _Timeline, options: SimulatorOptions
+) -> _Timeline:
+    """``timeline`` and the calls of the dense instants, each instant holding only its own."""
+    calls = dense_calls(rng, options)
+    _clear_around(timeline, np.unique(calls.start))
+    return _concat(timeline, _durations(rng, calls.start, calls.inbound, calls.state))
+
+
+def _clear_around(timeline: _Timeline, instants: np.ndarray) -> None:
+    """Move calls at or next to a dense instant (sorted) to 2 ms after it, whole timelines.
+
+    An instant then holds its dense calls only, and a window (T-1, T+1) counts exactly them
+    under every edge reading.
+    """
+    start = timeline.start
+    nearest = np.minimum(np.searchsorted(instants, start - 1), len(instants) - 1)
+    target = instants[nearest]
+    near = np.abs(start - target) <= 1
+    shift = np.where(near, target + 2 - start, 0)
+    for name in ("start", "end", "visible"):
+        getattr(timeline, name)[:] += shift
+    for name in ("answer", "hold_start", "hold_end"):
+        column = getattr(timeline, name)
+        column[:] += np.where(column >= 0, shift, 0)
 
 
 def _iso(values: np.ndarray) -> list[str]:
@@ -422,20 +462,33 @@ def _call_back(rng: np.random.Generator, phones: list[str], timeline: _Timeline)
     order = np.argsort(timeline.start, kind="stable")
     outbound = order[~timeline.inbound[order]]
     outbound_starts = timeline.start[outbound]
-    taken: set[int] = set()
+    # Slot i is free while free_from[i] == i; a taken slot points further on.
+    free_from = list(range(len(outbound) + 1))
     missed = order[timeline.inbound[order] & (timeline.state[order] == "MISSED")]
     for call in missed.tolist():
         if rng.random() >= CALLBACK_SHARE:
             continue
         wanted = timeline.start[call] + int(rng.exponential(CALLBACK_MEAN_DELAY_MS))
-        slot = int(np.searchsorted(outbound_starts, wanted))
-        while slot < len(outbound) and int(outbound[slot]) in taken:
-            slot += 1
+        slot = _first_free(free_from, int(np.searchsorted(outbound_starts, wanted)))
         if slot < len(outbound) and outbound_starts[slot] - timeline.start[call] <= (
             CALLBACK_WITHIN_MS
         ):
-            taken.add(int(outbound[slot]))
+            free_from[slot] = slot + 1
             phones[int(outbound[slot])] = phones[call]
+
+
+def _first_free(free_from: list[int], slot: int) -> int:
+    """The first free slot at or after ``slot``, shortening the paths walked on the way.
+
+    The many missed calls of a ring-all instant look for callbacks around the same time: a
+    plain scan past the taken slots would grow with the square of their number.
+    """
+    free = slot
+    while free_from[free] != free:
+        free = free_from[free]
+    while free_from[slot] != free:
+        free_from[slot], slot = free, free_from[slot]
+    return free
 
 
 def _events(ids: list[int], docs: list[bytes], timeline: _Timeline) -> list[SimEvent]:

@@ -34,9 +34,16 @@ def page_slice(query: ListQuery, behaviour: Behaviour) -> tuple[int, int]:
     return page * size, size
 
 
+def check_sort(query: ListQuery, behaviour: Behaviour) -> None:
+    """Refuse a sort the deployment does not offer (some sort by startTime only)."""
+    if behaviour.start_time_sort_only and query.sort != "startTime":
+        raise bad_parameter("sort", f"this server sorts by startTime only, got {query.sort!r}")
+
+
 def events_page(truth: Truth, query: ListQuery, injector: Injector) -> bytes:
     """One page of visible events (a JSON array)."""
     behaviour = injector.behaviour
+    check_sort(query, behaviour)
     first, size = page_slice(query, behaviour)
     span = truth.window(query.from_ms, query.to_ms, behaviour.edges)
     if query.filtered or query.sort != "startTime":
@@ -71,6 +78,7 @@ def events_count(truth: Truth, query: ListQuery, behaviour: Behaviour) -> int:
 
 def calls_page(truth: Truth, query: ListQuery, injector: Injector) -> bytes:
     """One page of live calls (Call records, a JSON array)."""
+    check_sort(query, injector.behaviour)
     page = page_slice(query, injector.behaviour)
     calls = _live_selected(truth, query, injector.behaviour)
     chosen = _page_of(calls, query, page, injector, truth.now_ms)
@@ -126,12 +134,20 @@ def _page_of(
     injector: Injector,
     now_ms: int,
 ) -> list[SimEvent]:
-    """The ``page`` (first index, size) of ``events`` (in startTime order) once sorted."""
-    if query.sort != "startTime":
-        events = sorted(events, key=lambda event: _sort_value(event, query.sort, now_ms))
-    elif injector.behaviour.unstable_ties:
-        starts = [event.start_ms for event in events]
-        events = [events[i] for i in _tie_shuffled(starts, 0, len(events), injector)]
+    """The ``page`` (first index, size) of ``events`` (in startTime order) once sorted.
+
+    With unstable ties, events that share a sort value come in a new order on each request;
+    ids are distinct, so ``sort=id`` stays a total order whatever the behaviour.
+    """
+    if query.sort == "startTime":
+        keys: list[Any] = [event.start_ms for event in events]
+    else:
+        values = [_sort_value(event, query.sort, now_ms) for event in events]
+        order = sorted(range(len(events)), key=values.__getitem__)
+        events = [events[i] for i in order]
+        keys = [values[i] for i in order]
+    if injector.behaviour.unstable_ties:
+        events = [events[i] for i in _tie_shuffled(keys, 0, len(events), injector)]
     if query.order == "DESC":
         events = events[::-1]
     first, size = page
@@ -151,8 +167,9 @@ def _sort_value(event: SimEvent, prop: str, now_ms: int) -> tuple[int, Any]:
     return (1, str(value))
 
 
-def _tie_shuffled(starts: Sequence[int], low: int, high: int, injector: Injector) -> list[int]:
-    """Positions ``low``..``high`` with every group of equal start times shuffled.
+def _tie_shuffled(starts: Sequence[Any], low: int, high: int, injector: Injector) -> list[int]:
+    """Positions ``low``..``high`` with every group of equal start times (or other sort values,
+    in ascending order) shuffled.
 
     Groups cut by the page's edges are shuffled whole first, so consecutive pages disagree
     about which members of a group they hold, as a server with unstable ties does.

@@ -14,6 +14,9 @@ DEFAULT_TOKEN = "sim-token"
 DEFAULT_START = "2026-01-01"
 """First local day of the data set when the options are built without one."""
 
+MAX_DENSE_INSTANTS_PER_DAY = 1000
+"""Most dense instants a day may hold (they are kept well apart within the day)."""
+
 
 class OptionsError(ValueError):
     """Simulator options that cannot describe a data set."""
@@ -26,6 +29,10 @@ class SimulatorOptions:
     ``start`` is a local date in ``tz``; the data covers [start 00:00 local, start + days
     00:00 local). ``now`` is the simulated clock's first reading (an ISO instant); by default
     the end of that range.
+
+    ``dense_instants_per_day`` instants of ``dense_instant_size`` calls each, all at one
+    millisecond, come on top of ``calls_per_day``; the first of each day is on its local
+    midnight (see ``dense.py``).
     """
 
     seed: int = 7
@@ -36,6 +43,8 @@ class SimulatorOptions:
     tz: str = "UTC"
     token: str = field(default=DEFAULT_TOKEN, repr=False)
     now: str | None = None
+    dense_instants_per_day: int = 0
+    dense_instant_size: int = 0
 
     def __post_init__(self) -> None:
         if self.days < 1:
@@ -46,6 +55,7 @@ class SimulatorOptions:
             raise OptionsError(f"users must be at least 1, got {self.users}")
         if not self.token:
             raise OptionsError("token must not be empty")
+        self._check_dense()
         self.zone()
         self.start_date()
         if self.now is not None:
@@ -53,6 +63,22 @@ class SimulatorOptions:
                 parse_instant_ms(self.now)
             except InvalidInstant as exc:
                 raise OptionsError(f"now: {exc}") from None
+
+    def _check_dense(self) -> None:
+        """Both dense settings are given together, or neither is."""
+        per_day, size = self.dense_instants_per_day, self.dense_instant_size
+        if not 0 <= per_day <= MAX_DENSE_INSTANTS_PER_DAY:
+            raise OptionsError(
+                f"dense_instants_per_day must be from 0 to {MAX_DENSE_INSTANTS_PER_DAY}, "
+                f"got {per_day}"
+            )
+        if size < 0:
+            raise OptionsError(f"dense_instant_size must not be negative, got {size}")
+        if (per_day == 0) != (size == 0):
+            raise OptionsError(
+                "dense_instants_per_day and dense_instant_size are set together "
+                f"(got {per_day} and {size})"
+            )
 
     def zone(self) -> ZoneInfo:
         """The local time zone of the data set."""

@@ -15,10 +15,12 @@ from typing import IO, Any
 import httpx
 import orjson
 
+from vis_pipeline.simulator.behaviour import Behaviour
 from vis_pipeline.simulator.options import SimulatorOptions
 from vis_pipeline.simulator.serve import add_arguments, main, options_from_args
 
 __all__ = [
+    "Behaviour",
     "SimulatorControl",
     "SimulatorError",
     "SimulatorOptions",
@@ -121,10 +123,19 @@ class SimulatorProcess:
     """A simulator in a child process (``python -m vis_pipeline.simulator``).
 
     A context manager: the child is always stopped on exit, killed if it will not stop.
+    ``behaviour``, when given, is put in force as soon as the child listens (through the
+    control endpoint, so ``control.reset_behaviour()`` goes back to the defaults, not to it).
     """
 
-    def __init__(self, options: SimulatorOptions, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        options: SimulatorOptions,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        behaviour: Behaviour | None = None,
+    ) -> None:
         self.options = options
+        self.behaviour = behaviour
         self.host = host
         self.port = port
         self.token = options.token
@@ -148,6 +159,8 @@ class SimulatorProcess:
             "--calls-per-day": options.calls_per_day,
             "--users": options.users,
             "--tz": options.tz,
+            "--dense-instants-per-day": options.dense_instants_per_day,
+            "--dense-instant-size": options.dense_instant_size,
             "--token": options.token,
             "--host": self.host,
             "--port": self.port,
@@ -181,6 +194,12 @@ class SimulatorProcess:
         self.control_url = announcement["control_url"]
         self.pid = announcement["pid"]
         self.control = SimulatorControl(self.control_url)
+        if self.behaviour is not None:
+            try:
+                self.control.set_behaviour(**self.behaviour.to_json())
+            except BaseException:
+                self.stop()
+                raise
         return self
 
     def _read_announcement(self, timeout: float) -> bytes:

@@ -67,6 +67,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tz", default=defaults.tz, help="local time zone (IANA name)")
     parser.add_argument("--token", default=DEFAULT_TOKEN, help="access token to accept")
     parser.add_argument("--now", default=None, help="first clock reading (default: range end)")
+    parser.add_argument(
+        "--dense-instants-per-day",
+        type=int,
+        default=defaults.dense_instants_per_day,
+        help="instants a day that each hold --dense-instant-size calls (the first on midnight)",
+    )
+    parser.add_argument(
+        "--dense-instant-size",
+        type=int,
+        default=defaults.dense_instant_size,
+        help="calls at one millisecond in each dense instant",
+    )
     parser.add_argument("--host", default=DEFAULT_HOST, help="interface to listen on")
     parser.add_argument("--port", type=int, default=0, help="port (0: any free port)")
 
@@ -82,6 +94,8 @@ def options_from_args(namespace: argparse.Namespace) -> SimulatorOptions:
         tz=namespace.tz,
         token=namespace.token,
         now=namespace.now,
+        dense_instants_per_day=namespace.dense_instants_per_day,
+        dense_instant_size=namespace.dense_instant_size,
     )
 
 
