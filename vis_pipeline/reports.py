@@ -1,4 +1,7 @@
-"""Reports: tables in schema ``reports`` computed from ``vis.events`` by one SQL file each.
+"""Reports: tables in schema ``reports`` computed by one SQL file each.
+
+The SQL reads the semantic layer (``vis.calls``, ``vis.calls_local``, ``vis.call_figures``,
+created with the schema), where every figure is defined once; a report only picks its figures.
 
 Every report table has a ``local_date`` column (a local day in the reporting time zone) and is
 replaced day by day: materialising a range deletes the rows of those days and inserts them
@@ -223,8 +226,9 @@ def _check_local_dates(conn: duckdb.DuckDBPyConnection, first: date, last: date,
     put calls in hours that do not belong to their day.
     """
     found = conn.execute(
-        "SELECT count(*) FROM vis.events WHERE local_date BETWEEN $first_date AND $last_date "
-        "AND CAST(timezone($tz, start_time) AS DATE) <> local_date",
+        "SELECT count(*) FROM vis.calls_local($tz) "
+        "WHERE local_date BETWEEN $first_date AND $last_date "
+        "AND CAST(local_start_time AS DATE) <> local_date",
         {"first_date": first, "last_date": last, "tz": tz},
     ).fetchall()[0]
     if found and found[0]:
