@@ -14,7 +14,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from conftest import assert_same_events, expected_events, warehouse_events
+from helpers import assert_same_events, expected_events, warehouse_events
 
 from vis_pipeline.cli import main
 from vis_pipeline.simulator.process import SimulatorOptions, SimulatorProcess

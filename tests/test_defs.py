@@ -12,8 +12,8 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-from conftest import assert_same_events, expected_events, warehouse_events
 from dagster_duckdb import DuckDBResource
+from helpers import assert_same_events, expected_events, warehouse_events
 
 from vis_pipeline.defs import build_definitions
 from vis_pipeline.defs.assets import ACCOUNT, EVENTS, USERS

@@ -14,7 +14,7 @@ import duckdb
 import openpyxl
 import pandas as pd
 import pytest
-from test_reports import (
+from helpers import (
     BELL_CALLER,
     FIRST,
     HOSTILE_CALLER,

@@ -17,7 +17,7 @@ from typing import Any
 
 import psutil
 import pytest
-from conftest import SMALL
+from helpers import SMALL
 
 from vis_pipeline import sync
 from vis_pipeline.client import ClientSettings, VISAuthError, VISClient

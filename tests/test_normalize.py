@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import random
 import time
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -12,20 +11,17 @@ from zoneinfo import ZoneInfo
 import orjson
 import pandas as pd
 import pytest
-from conftest import expected_row as conftest_expected_row
-from conftest import instant
+from helpers import CALLERS, SYNCED_AT, instant, make_event, random_events
+from helpers import expected_synced_row as expected_row
 
 from vis_pipeline.normalize import NormalizedBatch, normalize_events
 from vis_pipeline.records import (
     FINAL_STATES,
-    LIVE_STATES,
     RejectedRecord,
     event_problem,
-    format_instant_ms,
 )
 
 NEW_YORK = "America/New_York"
-SYNCED_AT = datetime(2026, 3, 10, 12, 0, 0, 123000, tzinfo=UTC)
 
 INT = "int64[pyarrow]"
 TEXT = "string[pyarrow]"
@@ -66,76 +62,6 @@ EXPECTED_REJECTED_DTYPES = {
     "payload": TEXT,
     "local_date": DAY_TYPE,
 }
-
-CALLERS = [
-    "Zoë Ångström",
-    "李小龍",
-    "محمد",
-    "👩‍💻 on call ☎️",
-    "e\u0301tienne",  # combining accent
-    "",
-    "tab\tand\nnewline",
-    'quote " and backslash \\',
-]
-
-
-def make_event(event_id: int, start: str, state: str = "ANSWERED", **fields: Any) -> dict:
-    """An event in the wire format of the spec's Event schema; ``fields`` add or override."""
-    record: dict[str, Any] = {
-        "id": event_id,
-        "type": "CALL",
-        "accountId": 257073,
-        "userId": 522078,
-        "uciId": 11,
-        "direction": "INBOUND",
-        "state": state,
-        "phoneNumber": "+14155550100",
-        "startTime": start,
-    }
-    record.update(fields)
-    return record
-
-
-def random_events(count: int, seed: int, day: date = date(2026, 3, 8)) -> list[dict]:
-    """Events with every field, optional ones sometimes missing or null, ids from 1."""
-    rnd = random.Random(seed)
-    base = int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp() * 1000)
-    events = []
-    for index in range(count):
-        start = base + rnd.randrange(-6 * 3_600_000, 30 * 3_600_000)
-        final = rnd.random() < 0.8
-        state = rnd.choice(sorted(FINAL_STATES if final else LIVE_STATES))
-        record = make_event(
-            index + 1,
-            format_instant_ms(start),
-            state,
-            accountId=rnd.randrange(1, 2**40),
-            userId=rnd.randrange(1, 2**62),
-            uciId=rnd.randrange(0, 1000),
-            direction=rnd.choice(["INBOUND", "OUTBOUND"]),
-            phoneNumber=f"+1{rnd.randrange(10**9, 10**10)}",
-        )
-        if rnd.random() < 0.7:
-            record["callerId"] = rnd.choice(CALLERS)
-        elif rnd.random() < 0.5:
-            record["callerId"] = None
-        if rnd.random() < 0.5:
-            record["externalId"] = f"ext-{rnd.randrange(10**6)}"
-        if rnd.random() < 0.1:
-            record["smsData"] = "hello ✉"
-        if final:
-            answer = start + rnd.randrange(0, 30_000)
-            duration = rnd.randrange(0, 3_600_000)
-            if state == "ANSWERED":
-                record["answerTime"] = format_instant_ms(answer)
-            record["endTime"] = format_instant_ms(answer + duration)
-            record["duration"] = duration
-        events.append(record)
-    return events
-
-
-def expected_row(record: dict, tz: str) -> dict:
-    return {**conftest_expected_row(record, tz), "synced_at": SYNCED_AT}
 
 
 def plain(value: Any) -> Any:

@@ -22,7 +22,7 @@ from typing import Any
 import duckdb
 import httpx
 import pytest
-from test_reports import FIRST, HOSTILE_CALLER, LAST, OPTIONS, TZ, Built, build_warehouse
+from helpers import FIRST, HOSTILE_CALLER, LAST, OPTIONS, TZ, Built, build_warehouse
 
 from vis_pipeline import warehouse as wh
 from vis_pipeline.dashboard.data import load_dashboard_data

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,11 +18,21 @@ import dagster as dg
 import duckdb
 import pandas as pd
 import pytest
-from conftest import expected_events
 from dagster_duckdb import DuckDBResource
+from helpers import (
+    ANSWERED,
+    FIRST,
+    LAST,
+    OPTIONS,
+    TZ,
+    UNKNOWN_USER,
+    Built,
+    build_warehouse,
+    expected_events,
+    planted_id,
+)
 
 from vis_pipeline import warehouse as wh
-from vis_pipeline.client import VISClient
 from vis_pipeline.defs.reports import EXPORT, REPORT_TABLES, build_report_assets
 from vis_pipeline.reports import (
     REPORTS,
@@ -33,155 +41,17 @@ from vis_pipeline.reports import (
     read_report,
     recomputed_range,
 )
-from vis_pipeline.simulator.process import SimulatorOptions, SimulatorProcess
-from vis_pipeline.sync import days_between, local_day_window, sync_days
+from vis_pipeline.simulator.process import SimulatorProcess
+from vis_pipeline.sync import local_day_window
 
-TZ = "America/New_York"
-FIRST, LAST = date(2026, 3, 6), date(2026, 3, 9)
 DST_DAY = date(2026, 3, 8)
-OPTIONS = SimulatorOptions(
-    seed=23, start=FIRST.isoformat(), days=4, calls_per_day=220, users=5, tz=TZ
-)
-ANSWERED = {"ANSWERED", "DETACHED"}
-UNKNOWN_USER = 424_242
 
 # Tolerances match the rounding the report tables apply (4, 3 and 2 decimals).
 RATE_TOL, SECONDS_TOL, HOURS_TOL = 6e-5, 6e-4, 6e-3
 
 
 # ----------------------------------------------------------------------------------------------
-# Calls planted in the simulator to pin down the callback rules (numbers no generated call uses)
-
-
-@dataclass(frozen=True)
-class Planted:
-    """One planted call: local wall-clock start, direction, final state, remote number."""
-
-    key: str
-    local: datetime
-    direction: str
-    state: str
-    phone: str
-    user: int | None = None
-
-
-def _local(day: int, hour: int, minute: int = 0) -> datetime:
-    return datetime(2026, 3, day, hour, minute, tzinfo=ZoneInfo(TZ))
-
-
-PLANTED = (
-    # Missed late on the 7th, called back the next morning, across midnight and the DST change.
-    Planted("a_missed", _local(7, 23, 30), "INBOUND", "MISSED", "+353155501"),
-    Planted("a_back", _local(8, 9), "OUTBOUND", "ANSWERED", "+353155501"),
-    # Answered 24.5 real hours later (the clock change makes the wall clock say 25.5 h).
-    Planted("b_missed", _local(7, 10), "INBOUND", "MISSED", "+353155502"),
-    Planted("b_late", _local(8, 11, 30), "INBOUND", "ANSWERED", "+353155502"),
-    # A second missed call is not a callback: both stay unreturned.
-    Planted("c_first", _local(6, 12), "INBOUND", "MISSED", "+353155503"),
-    Planted("c_second", _local(6, 14), "INBOUND", "MISSED", "+353155503"),
-    # Any outbound call counts as a callback, even one the caller rejected.
-    Planted("d_missed", _local(6, 15), "INBOUND", "MISSED", "+353155504"),
-    Planted("d_back", _local(6, 16), "OUTBOUND", "REJECTED", "+353155504"),
-    # A callback must start strictly after the missed call.
-    Planted("e_missed", _local(9, 9), "INBOUND", "MISSED", "+353155505"),
-    Planted("e_same", _local(9, 9), "INBOUND", "ANSWERED", "+353155505"),
-    # A user vis.users does not know: listed with no name.
-    Planted("f_missed", _local(6, 16), "INBOUND", "MISSED", "+353155506", UNKNOWN_USER),
-    # Exactly at the end of the window still counts.
-    Planted("g_missed", _local(6, 17), "INBOUND", "MISSED", "+353155507"),
-    Planted("g_back", _local(7, 17), "OUTBOUND", "ANSWERED", "+353155507"),
-    # One real hour apart around the clock change: local hours 1 and 3 of 2026-03-08.
-    Planted("dst_before", _local(8, 1, 30), "INBOUND", "ANSWERED", "+353155509"),
-    Planted("dst_after", _local(8, 3, 30), "INBOUND", "MISSED", "+353155510"),
-    # A caller id that is markup, to be escaped by every HTML output.
-    Planted("h_missed", _local(9, 8), "INBOUND", "MISSED", "+353155508"),
-    # A caller id with a control character (worksheets cannot hold it).
-    Planted("i_missed", _local(9, 8, 30), "INBOUND", "MISSED", "+353155511"),
-)
-PLANTED_BASE_ID = 9_000_000_000_000
-HOSTILE_CALLER = '<script>alert("x")</script> & <b>Bold</b>'
-BELL_CALLER = "Bell\x07Ring Ltd"
-CALLER_IDS = {"h_missed": HOSTILE_CALLER, "i_missed": BELL_CALLER}
-
-
-def planted_id(key: str) -> int:
-    return PLANTED_BASE_ID + [p.key for p in PLANTED].index(key)
-
-
-def _iso(moment: datetime) -> str:
-    utc = moment.astimezone(UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
-
-
-def planted_records(users: list[dict[str, Any]], account_id: int) -> list[dict[str, Any]]:
-    """The planted calls as API records."""
-    records = []
-    for index, call in enumerate(PLANTED):
-        user = users[index % len(users)]
-        start = call.local.astimezone(UTC)
-        record: dict[str, Any] = {
-            "id": PLANTED_BASE_ID + index,
-            "type": "CALL",
-            "accountId": account_id,
-            "userId": call.user or user["id"],
-            "uciId": user["ucis"][0]["id"],
-            "direction": call.direction,
-            "state": call.state,
-            "phoneNumber": call.phone,
-            "callerId": CALLER_IDS.get(call.key, f"Planted {call.key}"),
-            "startTime": _iso(start),
-        }
-        end = start + timedelta(seconds=25)
-        if call.state in ANSWERED:
-            record["answerTime"] = _iso(start + timedelta(seconds=6))
-            end = start + timedelta(seconds=186)
-        record["endTime"] = _iso(end)
-        record["duration"] = int((end - start).total_seconds() * 1000)
-        records.append(record)
-    return records
-
-
-# ----------------------------------------------------------------------------------------------
 # Building a warehouse through the pipeline
-
-
-@dataclass(frozen=True)
-class Built:
-    """A warehouse synced from a simulator, and the API records it was synced from."""
-
-    path: Path
-    truth: list[dict[str, Any]]
-    users: list[dict[str, Any]]
-    tz: str
-    first: date
-    last: date
-
-
-def opener(path: Path):
-    @contextmanager
-    def open_warehouse() -> Iterator[duckdb.DuckDBPyConnection]:
-        with wh.connect(path) as conn:
-            yield conn
-
-    return open_warehouse
-
-
-def build_warehouse(
-    sim: SimulatorProcess, path: Path, first: date, last: date, tz: str, *, plant: bool = True
-) -> Built:
-    """Plant the calls, sync ``first``..``last``, load the users: the pipeline's own steps."""
-    users = sim.control.users()
-    if plant:
-        sim.control.inject(planted_records(users, users[0]["accountId"]))
-    days = days_between(first, last)
-    with VISClient(sim.base_url, sim.token) as client:
-        sync_days(client, opener(path), days, tz)
-    with wh.connect(path) as conn:
-        wh.replace_users(conn, users, datetime.now(UTC))
-    start, _ = local_day_window(first, tz)
-    _, end = local_day_window(last, tz)
-    truth = sim.control.truth(int(start.timestamp() * 1000), int(end.timestamp() * 1000))
-    return Built(path, truth, users, tz, first, last)
 
 
 @pytest.fixture(scope="module")

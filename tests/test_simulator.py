@@ -22,7 +22,7 @@ import httpx
 import jsonschema
 import orjson
 import pytest
-from conftest import SMALL
+from helpers import SMALL
 
 from vis_pipeline.records import FINAL_STATES, LIVE_STATES, event_problem, parse_instant_ms
 from vis_pipeline.simulator import add_arguments, options_from_args

@@ -11,7 +11,7 @@ from pathlib import Path
 import duckdb
 import httpx
 import pytest
-from conftest import SMALL, assert_same_events, expected_events, warehouse_events
+from helpers import SMALL, assert_same_events, expected_events, warehouse_events
 
 from vis_pipeline import warehouse as wh
 from vis_pipeline.client import VISClient

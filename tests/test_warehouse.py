@@ -15,7 +15,8 @@ import duckdb
 import orjson
 import pandas as pd
 import pytest
-from test_normalize import SYNCED_AT, expected_row, make_event, random_events
+from helpers import SYNCED_AT, make_event, random_events
+from helpers import expected_synced_row as expected_row
 
 from vis_pipeline import warehouse as wh
 from vis_pipeline.normalize import NormalizedBatch, normalize_events
