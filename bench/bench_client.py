@@ -33,13 +33,14 @@ FIRST_DAY = date(2026, 9, 1)
 def extract(base_url: str, days: int) -> dict[str, float]:
     """Runs in the child: extract every day, keep only counts."""
     from vis_pipeline.client import VISClient
+    from vis_pipeline.extract import WindowExtractor
     from vis_pipeline.sync import local_day_window
 
     windows = [local_day_window(FIRST_DAY + timedelta(days=i), "UTC") for i in range(days)]
     events = requests = retries = 0
     started = time.perf_counter()
-    with VISClient(base_url, TOKEN) as client:
-        for result in client.iter_windows(windows):
+    with VISClient(base_url, TOKEN) as client, WindowExtractor(client) as extractor:
+        for result in extractor.iter_windows(windows):
             events += len(result.events)
             requests += result.stats.requests
             retries += result.stats.retries

@@ -23,6 +23,7 @@ import pandas as pd
 
 from vis_pipeline import warehouse as wh
 from vis_pipeline.client import VISClient
+from vis_pipeline.extract import WindowExtractor
 from vis_pipeline.records import FINAL_STATES, LIVE_STATES, format_instant_ms
 from vis_pipeline.simulator.process import SimulatorOptions, SimulatorProcess
 from vis_pipeline.sync import days_between, local_day_window, sync_days
@@ -323,8 +324,8 @@ def build_warehouse(
     if plant:
         sim.control.inject(planted_records(users, users[0]["accountId"]))
     days = days_between(first, last)
-    with VISClient(sim.base_url, sim.token) as client:
-        sync_days(client, opener(path), days, tz)
+    with VISClient(sim.base_url, sim.token) as client, WindowExtractor(client) as extractor:
+        sync_days(extractor, opener(path), days, tz)
     with wh.connect(path) as conn:
         wh.replace_users(conn, users, datetime.now(UTC))
     start, _ = local_day_window(first, tz)

@@ -17,14 +17,15 @@ import httpx
 import jsonschema
 import pytest
 
-from vis_pipeline.client import (
+from vis_pipeline.client import VISClient
+from vis_pipeline.errors import (
     VISAPIError,
     VISAuthError,
     VISBadRequest,
-    VISClient,
     VISNotFound,
     VISRetriesExhausted,
 )
+from vis_pipeline.extract import WindowExtractor
 from vis_pipeline.records import LIVE_STATES, parse_instant_ms
 from vis_pipeline.retry import RetryPolicy
 from vis_pipeline.simulator.process import SimulatorProcess
@@ -211,7 +212,7 @@ def test_webhooks(client: VISClient) -> None:
 
 
 def test_settings_rebuild_the_client_only_when_a_copy_would_behave_the_same() -> None:
-    plain = VISClient("http://127.0.0.1:9", "t0ken", page_size=50, concurrency=3)
+    plain = VISClient("http://127.0.0.1:9", "t0ken", timeout=2.5, concurrency=3)
     settings = plain.settings
     assert settings is not None and "t0ken" not in repr(settings)
     with settings.client() as copy:
@@ -244,8 +245,8 @@ def test_wrong_token_fails_at_once(fresh_simulator: SimulatorProcess) -> None:
 def test_wrong_token_stops_an_extraction_at_once(fresh_simulator: SimulatorProcess) -> None:
     start, end = datetime(2026, 3, 2, tzinfo=UTC), datetime(2026, 3, 4, tzinfo=UTC)
     client = VISClient(fresh_simulator.base_url, "expired-token-xyz")
-    with client, pytest.raises(VISAuthError):
-        list(client.iter_events(start, end))
+    with client, WindowExtractor(client) as extractor, pytest.raises(VISAuthError):
+        list(extractor.iter_events(start, end))
     # One count per window at most, never a retry.
     assert fresh_simulator.control.stats()["total"] <= 2
 
@@ -343,15 +344,13 @@ def test_a_proxy_from_the_environment_is_honoured(
         with pytest.raises(VISRetriesExhausted, match="ConnectError"):
             client.get_user()
         with pytest.raises(VISRetriesExhausted, match="ConnectError"):
-            client.count_window(datetime(2026, 3, 2, tzinfo=UTC), datetime(2026, 3, 3, tzinfo=UTC))
+            client.get_events_count(from_date=datetime(2026, 3, 2, tzinfo=UTC))
     assert fresh_simulator.control.stats()["total"] == 0
     monkeypatch.setenv("NO_PROXY", "127.0.0.1")
     monkeypatch.setenv("no_proxy", "127.0.0.1")
     with VISClient(fresh_simulator.base_url, fresh_simulator.token, retry=no_retry) as client:
         client.get_user()
-        assert client.count_window(
-            datetime(2026, 3, 2, tzinfo=UTC), datetime(2026, 3, 3, tzinfo=UTC)
-        )
+        assert client.get_events_count(from_date=datetime(2026, 3, 2, tzinfo=UTC))["count"]
 
 
 # -- retries ---------------------------------------------------------------------------------

@@ -10,14 +10,22 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from vis_pipeline.client import VISClient, VISRetriesExhausted
-from vis_pipeline.extract import WINDOWS_IN_FLIGHT, PagingProfile, WindowResult
+from vis_pipeline.client import VISClient
+from vis_pipeline.errors import VISRetriesExhausted
+from vis_pipeline.extract import (
+    WINDOWS_IN_FLIGHT,
+    ExtractOptions,
+    PagingProfile,
+    WindowExtractor,
+    WindowResult,
+)
 from vis_pipeline.records import event_problem, parse_instant_ms
 from vis_pipeline.retry import RetryPolicy
 from vis_pipeline.simulator.process import SimulatorOptions, SimulatorProcess
@@ -85,8 +93,21 @@ def truth(large: SimulatorProcess) -> dict[int, dict[str, Any]]:
     return by_id
 
 
-def _client(sim: SimulatorProcess, **options: Any) -> VISClient:
-    return VISClient(sim.base_url, sim.token, concurrency=CONCURRENCY, **options)
+@contextmanager
+def _client(
+    sim: SimulatorProcess,
+    *,
+    retry: RetryPolicy | None = None,
+    timeout: float = 10.0,
+    **options: Any,
+) -> Iterator[WindowExtractor]:
+    """An extractor over a fresh client of ``sim`` (both closed at the end)."""
+    policy = {"retry": retry} if retry is not None else {}
+    with (
+        VISClient(sim.base_url, sim.token, concurrency=CONCURRENCY, timeout=timeout, **policy) as c,
+        WindowExtractor(c, ExtractOptions(concurrency=CONCURRENCY, **options)) as extractor,
+    ):
+        yield extractor
 
 
 def _assert_exactly(events: list[dict[str, Any]], truth: dict[int, dict[str, Any]]) -> None:
@@ -116,7 +137,7 @@ def test_every_event_once_under_every_reading(
     )
     with _client(sim) as client:
         events = list(client.iter_events(RANGE_START, RANGE_END))
-        profile = client.paging_profile
+        profile = client.profile
     _assert_exactly(events, truth)
     assert profile == PagingProfile(first_page, min(page_cap, 100))
 
@@ -173,7 +194,7 @@ def test_fault_storm(
     )
     with _client(sim, timeout=FAULT_TIMEOUT, retry=STORM_RETRIES) as client:
         results = list(client.iter_windows(_utc_days(RANGE_START, RANGE_END)))
-        spent = client.retry_budget.spent
+        spent = client.client.retry_budget.spent
     _assert_exactly([e for r in results for e in r.events], truth)
     faults = control.stats()["faults"]
     assert set(faults) == {"429", "500", "502", "408", "slow", "truncated", "garbage"}
@@ -371,7 +392,7 @@ def test_invalid_records_are_rejected_and_valid_ones_kept() -> None:
         small.control.inject([missing, unknown, bad_time, extra, "not a record"])
         start, end = datetime(2026, 3, 2, tzinfo=UTC), datetime(2026, 3, 4, tzinfo=UTC)
         truth = small.control.truth(_ms(start), _ms(end))
-        with VISClient(small.base_url, small.token, page_size=50) as client:
+        with _client(small, page_size=50) as client:
             results = list(client.iter_windows(_utc_days(start, end)))
     rejected = [item for result in results for item in result.rejected]
     reasons = {item.event_id: item.reason for item in rejected}

@@ -20,9 +20,10 @@ import pytest
 from helpers import SMALL
 
 from vis_pipeline import sync
-from vis_pipeline.client import ClientSettings, VISAuthError, VISClient
-from vis_pipeline.extract import WindowResult
-from vis_pipeline.extract_process import ExtractionProcess, ExtractionProcessError, _portable
+from vis_pipeline.client import ClientSettings, VISClient
+from vis_pipeline.errors import ExtractionProcessError, VISAuthError
+from vis_pipeline.extract import ExtractOptions, WindowExtractor, WindowResult
+from vis_pipeline.extract_process import ExtractionProcess, _portable
 from vis_pipeline.retry import RetryPolicy
 from vis_pipeline.simulator.process import SimulatorProcess
 from vis_pipeline.warehouse import connect
@@ -35,7 +36,7 @@ def iter_windows_in_child(
     settings: ClientSettings, windows: list[tuple[datetime, datetime]], then: Any
 ) -> Iterator[Any]:
     """The windows through a fresh extraction process, closed when the loop ends."""
-    with ExtractionProcess(settings) as process:
+    with ExtractionProcess(settings, ExtractOptions()) as process:
         yield from process.iter_windows(windows, then)
 
 
@@ -66,8 +67,8 @@ def test_windows_from_the_child_equal_the_truth_and_the_in_process_extraction(
 ) -> None:
     sim = fresh_simulator
     from_child = list(iter_windows_in_child(_settings(sim), WINDOWS, _same))
-    with VISClient(sim.base_url, sim.token) as client:
-        in_process = list(client.iter_windows(WINDOWS))
+    with VISClient(sim.base_url, sim.token) as client, WindowExtractor(client) as extractor:
+        in_process = list(extractor.iter_windows(WINDOWS))
     assert [r.events for r in from_child] == [r.events for r in in_process]
     assert [r.stats.window_count for r in from_child] == [r.stats.window_count for r in in_process]
     for (start, end), result in zip(WINDOWS, from_child, strict=True):
@@ -163,11 +164,13 @@ import os, sys, time
 from datetime import datetime, timedelta, UTC
 import psutil
 from vis_pipeline.client import VISClient
+from vis_pipeline.extract import ExtractOptions
 from vis_pipeline.extract_process import ExtractionProcess
 start = datetime.fromisoformat(sys.argv[2])
 windows = [(start + timedelta(days=d), start + timedelta(days=d + 1)) for d in range(3)]
 settings = VISClient(sys.argv[1], os.environ["VIS_ACCESS_TOKEN"]).settings
-results = ExtractionProcess(settings).iter_windows(windows, lambda result: time.sleep(60))
+process = ExtractionProcess(settings, ExtractOptions())
+results = process.iter_windows(windows, lambda result: time.sleep(60))
 next(results, None)
 """
 
@@ -218,9 +221,10 @@ def test_a_failed_load_leaves_no_process_or_thread_behind(
     days = [window[0].date() for window in WINDOWS]
     with (
         VISClient(fresh_simulator.base_url, fresh_simulator.token) as client,
+        WindowExtractor(client) as extractor,
         pytest.raises(RuntimeError, match="the disk is full"),
     ):
-        sync.sync_days(client, lambda: connect(warehouse_path), days, "UTC")
+        sync.sync_days(extractor, lambda: connect(warehouse_path), days, "UTC")
     assert not _extraction_children() and not _reader_threads()
 
 

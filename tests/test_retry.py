@@ -9,12 +9,12 @@ from email.utils import format_datetime
 import httpx
 import pytest
 
+from vis_pipeline.errors import VISRetriesExhausted
 from vis_pipeline.retry import (
     DEFAULT_RETRY_AFTER_CAP,
     BodyError,
     RetryBudget,
     RetryPolicy,
-    VISRetriesExhausted,
     parse_retry_after,
 )
 

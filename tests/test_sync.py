@@ -15,6 +15,7 @@ from helpers import SMALL, assert_same_events, expected_events, warehouse_events
 
 from vis_pipeline import warehouse as wh
 from vis_pipeline.client import VISClient
+from vis_pipeline.extract import WindowExtractor
 from vis_pipeline.simulator.process import SimulatorProcess
 from vis_pipeline.sync import days_between, local_day_window, sync_days
 
@@ -49,15 +50,15 @@ def test_sync_days_loads_exactly_the_truth_and_rerun_is_settled(
     fresh_simulator: SimulatorProcess, warehouse_path: Path
 ) -> None:
     sim = fresh_simulator
-    with VISClient(sim.base_url, sim.token) as client:
+    with VISClient(sim.base_url, sim.token) as client, WindowExtractor(client) as extractor:
         sim.control.reset_stats()
-        first = sync_days(client, opener(warehouse_path), DAYS, "UTC", run_id="one")
+        first = sync_days(extractor, opener(warehouse_path), DAYS, "UTC", run_id="one")
         assert [d.status for d in first] == ["loaded"] * len(DAYS)
         # A day never synced before is fetched at once: every request was the extraction's.
         assert sim.control.stats()["total"] == sum(d.requests for d in first)
         before = warehouse_events(warehouse_path)
         sim.control.reset_stats()
-        again = sync_days(client, opener(warehouse_path), DAYS, "UTC", run_id="two")
+        again = sync_days(extractor, opener(warehouse_path), DAYS, "UTC", run_id="two")
     truth = truth_of_days(sim, DAYS, "UTC")
     assert_same_events(before, expected_events(truth, "UTC"))
     assert sum(d.api_count for d in first) == len(truth)
@@ -80,12 +81,15 @@ def test_a_client_on_its_own_transport_extracts_in_process_with_the_same_result(
 ) -> None:
     sim = fresh_simulator
     # A transport of the caller's cannot be rebuilt in a child process: the sync stays here.
-    with VISClient(sim.base_url, sim.token, transport=httpx.HTTPTransport()) as client:
+    with (
+        VISClient(sim.base_url, sim.token, transport=httpx.HTTPTransport()) as client,
+        WindowExtractor(client) as extractor,
+    ):
         assert client.settings is None
-        synced = sync_days(client, opener(warehouse_path), DAYS, "UTC")
-    with VISClient(sim.base_url, sim.token) as client:
+        synced = sync_days(extractor, opener(warehouse_path), DAYS, "UTC")
+    with VISClient(sim.base_url, sim.token) as client, WindowExtractor(client) as extractor:
         assert client.settings is not None
-        sync_days(client, opener(tmp_path / "child.duckdb"), DAYS, "UTC")
+        sync_days(extractor, opener(tmp_path / "child.duckdb"), DAYS, "UTC")
     assert [d.status for d in synced] == ["loaded"] * len(DAYS)
     expected = expected_events(truth_of_days(sim, DAYS, "UTC"), "UTC")
     assert_same_events(warehouse_events(warehouse_path), expected)
@@ -96,9 +100,9 @@ def test_full_sync_fetches_settled_days_again(
     fresh_simulator: SimulatorProcess, warehouse_path: Path
 ) -> None:
     sim = fresh_simulator
-    with VISClient(sim.base_url, sim.token) as client:
-        sync_days(client, opener(warehouse_path), DAYS[:1], "UTC")
-        again = sync_days(client, opener(warehouse_path), DAYS[:1], "UTC", full=True)
+    with VISClient(sim.base_url, sim.token) as client, WindowExtractor(client) as extractor:
+        sync_days(extractor, opener(warehouse_path), DAYS[:1], "UTC")
+        again = sync_days(extractor, opener(warehouse_path), DAYS[:1], "UTC", full=True)
     assert [d.status for d in again] == ["loaded"]
 
 
@@ -123,8 +127,8 @@ def _sync_with_broken_records(sim: SimulatorProcess, warehouse_path: Path) -> No
         {**valid[2], "id": 9_000_000_000_003, "startTime": at, "answerTime": "yesterday-ish"},
     ]
     sim.control.inject(broken)
-    with VISClient(sim.base_url, sim.token) as client:
-        result = sync_days(client, opener(warehouse_path), [day], "UTC", full=True)
+    with VISClient(sim.base_url, sim.token) as client, WindowExtractor(client) as extractor:
+        result = sync_days(extractor, opener(warehouse_path), [day], "UTC", full=True)
     assert result[0].rejected == 3
     with duckdb.connect(str(warehouse_path), read_only=True) as conn:
         rejected = conn.execute(
@@ -143,7 +147,7 @@ def test_local_days_follow_the_reporting_zone(
 ) -> None:
     sim = fresh_simulator
     days = DAYS[1:]
-    with VISClient(sim.base_url, sim.token) as client:
-        sync_days(client, opener(warehouse_path), days, tz)
+    with VISClient(sim.base_url, sim.token) as client, WindowExtractor(client) as extractor:
+        sync_days(extractor, opener(warehouse_path), days, tz)
     truth = truth_of_days(sim, days, tz)
     assert_same_events(warehouse_events(warehouse_path), expected_events(truth, tz))

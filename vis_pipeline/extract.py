@@ -33,10 +33,17 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol, TypeVar, overload
+from typing import Any, TypeVar, overload
 
 import orjson
 
+from vis_pipeline.client import Tally, VISClient
+from vis_pipeline.errors import (
+    VISBadRequest,
+    VISIncompleteWindow,
+    VISRetriesExhausted,
+    VISTransportError,
+)
 from vis_pipeline.records import (
     DIRECTIONS,
     FINAL_STATES,
@@ -46,9 +53,10 @@ from vis_pipeline.records import (
     RejectedRecord,
     event_problem,
     parse_instant_ms,
+    to_epoch_ms,
 )
 from vis_pipeline.request_pool import BULK, URGENT, PriorityPool
-from vis_pipeline.retry import VISError, VISRetriesExhausted
+from vis_pipeline.settings import DEFAULTS, Settings
 
 LOGGER = logging.getLogger("vis_pipeline.client")
 
@@ -95,105 +103,8 @@ BY_START_ASC: _Ordering = ("startTime", "ASC")
 BY_START_DESC: _Ordering = ("startTime", "DESC")
 BY_ID_ASC: _Ordering = ("id", "ASC")
 
-
-class VISIncompleteWindow(VISError):
-    """The events fetched for a window never matched the API's count, even piece by piece."""
-
-    def __init__(
-        self,
-        window: Window,
-        api_count: int,
-        distinct: int,
-        detail: str = "",
-        *,
-        instant: datetime | None = None,
-    ) -> None:
-        self.window = window
-        self.api_count = api_count
-        self.distinct = distinct
-        self.detail = detail
-        self.instant = instant
-        message = (
-            f"window [{window[0].isoformat()}, {window[1].isoformat()}) is incomplete: the API "
-            f"counts {api_count} events, {distinct} distinct were fetched"
-        )
-        if instant is not None:
-            message += f"; the instant {_iso_ms(instant)} could not be read whole"
-        super().__init__(f"{message} ({detail})" if detail else message)
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        # Rebuilt from its fields (the default would pass only the message to __init__).
-        return (
-            _rebuild_incomplete,
-            (self.window, self.api_count, self.distinct, self.detail, self.instant),
-            self.__dict__,
-        )
-
-
-def _rebuild_incomplete(
-    window: Window, api_count: int, distinct: int, detail: str, instant: datetime | None
-) -> VISIncompleteWindow:
-    return VISIncompleteWindow(window, api_count, distinct, detail, instant=instant)
-
-
-def _iso_ms(moment: datetime) -> str:
-    """``2026-01-05T00:00:00.000Z``: the API's own spelling of an instant."""
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-class Tally:
-    """Requests, retries and pages spent on one piece of work (thread-safe)."""
-
-    __slots__ = ("_lock", "fetched", "pages", "requests", "retries")
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.requests = 0
-        self.retries = 0
-        self.pages = 0
-        self.fetched = 0
-
-    def add_request(self) -> None:
-        """Count one HTTP request sent (retries included)."""
-        with self._lock:
-            self.requests += 1
-
-    def add_retry(self) -> None:
-        """Count one repeated request."""
-        with self._lock:
-            self.retries += 1
-
-    def add_page(self, records: int) -> None:
-        """Count one page received with ``records`` records."""
-        with self._lock:
-            self.pages += 1
-            self.fetched += records
-
-
-class EventSource(Protocol):
-    """The two calls extraction needs from the API (the client provides them)."""
-
-    def count_range(
-        self, from_ms: int, to_ms: int, tally: Tally | None = None, *, direction: str | None = None
-    ) -> int:
-        """getEventsCount over ``(from_ms, to_ms)``, of one direction when given."""
-        ...
-
-    def fetch_page(
-        self,
-        from_ms: int,
-        to_ms: int,
-        page: int,
-        size: int,
-        tally: Tally | None = None,
-        *,
-        probe: bool = False,
-        order: str = "ASC",
-        sort: str = "startTime",
-        direction: str | None = None,
-    ) -> list[Any] | None:
-        """listEvents page ``page`` of ``size``; None for a refused probe (a 400)."""
-        ...
+_ID_SORT_STATES = {None: "sorted by id", True: "sorted by id", False: "sort=id refused"}
+"""How an incomplete instant's message names the sort by id, by what was learned of it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,11 +199,19 @@ class _Piece:
 class _PieceIncomplete(Exception):
     """A piece that cannot be made to match its count (turned into VISIncompleteWindow)."""
 
-    def __init__(self, piece: _Piece, why: str, *, instant: datetime | None = None) -> None:
+    def __init__(
+        self,
+        piece: _Piece,
+        why: str,
+        *,
+        instant: datetime | None = None,
+        distinct: int | None = None,
+    ) -> None:
         self.instant = instant
+        seen = len(piece.keys) if distinct is None else distinct
         self.reason = (
-            f"range fromDate={piece.lo} toDate={piece.hi}: count {piece.count}, "
-            f"{len(piece.keys)} distinct: {why}"
+            f"range fromDate={piece.lo} toDate={piece.hi}: the API counts {piece.count}, "
+            f"{seen} distinct were read; {why}"
         )
         super().__init__(self.reason)
 
@@ -347,13 +266,6 @@ class _Run:
     sub_windows: int = 0
     repairs_began: int | None = None
     """Requests sent when the first repair began (None: nothing needed repair)."""
-
-
-def to_epoch_ms(moment: datetime, *, name: str = "datetime") -> int:
-    """Epoch milliseconds of a tz-aware datetime, rounded up (so ``t >= start`` stays exact)."""
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        raise ValueError(f"{name} must be timezone-aware, got naive {moment.isoformat()}")
-    return -((_EPOCH - moment) // _ONE_MS)
 
 
 def check_window(start: datetime, end: datetime) -> tuple[int, int]:
@@ -472,34 +384,48 @@ def _straddling_ties(pages: list[list[Any]]) -> list[int]:
     return sorted(set(found))
 
 
+@dataclass(frozen=True)
+class ExtractOptions:
+    """How windows are extracted: page size, parallelism, splitting, edges and repairs."""
+
+    page_size: int = DEFAULTS.page_size
+    concurrency: int = DEFAULTS.concurrency
+    max_pages_per_window: int = DEFAULTS.max_pages_per_window
+    edge_margin_ms: int = DEFAULTS.edge_margin_ms
+    repair_budget: int = DEFAULTS.repair_budget
+
+    def __post_init__(self) -> None:
+        for name, value in asdict(self).items():
+            if type(value) is not int or value < 1:
+                raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ExtractOptions:
+        """The extraction the project's settings describe."""
+        return cls(
+            page_size=settings.page_size,
+            concurrency=settings.concurrency,
+            max_pages_per_window=settings.max_pages_per_window,
+            edge_margin_ms=settings.edge_margin_ms,
+            repair_budget=settings.repair_budget,
+        )
+
+
 class WindowExtractor:
-    """Extracts windows of events through an :class:`EventSource`, with a bounded thread pool.
+    """Extracts windows of events through a :class:`VISClient`, with a bounded thread pool.
 
     Every HTTP request of an extraction runs on the pool, so at most ``concurrency`` are in
-    flight, whatever the number of windows being worked on.
+    flight, whatever the number of windows being worked on. Use it as a context manager, or
+    call :meth:`close`; the client stays the caller's to close.
     """
 
-    def __init__(
-        self,
-        source: EventSource,
-        *,
-        page_size: int,
-        concurrency: int,
-        max_pages_per_window: int,
-        edge_margin_ms: int,
-        repair_budget: int = DEFAULT_REPAIR_BUDGET,
-    ) -> None:
-        if min(page_size, concurrency, max_pages_per_window, edge_margin_ms, repair_budget) < 1:
-            raise ValueError(
-                "page_size, concurrency, max_pages_per_window, edge_margin_ms and repair_budget "
-                "must be >= 1"
-            )
-        self._source = source
-        self._page_size = page_size
-        self._concurrency = concurrency
-        self._max_pages = max_pages_per_window
-        self._margin = edge_margin_ms
-        self._repair_budget = repair_budget
+    def __init__(self, client: VISClient, options: ExtractOptions | None = None) -> None:
+        self._client = client
+        self._options = options = options or ExtractOptions()
+        self._page_size = options.page_size
+        self._max_pages = options.max_pages_per_window
+        self._margin = options.edge_margin_ms
+        self._repair_budget = options.repair_budget
         self._profile: PagingProfile | None = None
         self._id_sort: bool | None = None
         """Whether the server pages stably by id (None: not learned yet)."""
@@ -509,15 +435,31 @@ class WindowExtractor:
         self._window_order = itertools.count()
         self._closed = False
 
+    def __enter__(self) -> WindowExtractor:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @property
+    def client(self) -> VISClient:
+        """The client every request goes through."""
+        return self._client
+
+    @property
+    def options(self) -> ExtractOptions:
+        """How this extractor works."""
+        return self._options
+
     # -- lifecycle -------------------------------------------------------------------------
 
     def _executor(self) -> PriorityPool:
         """The shared request pool, started on first use."""
         with self._pool_lock:
             if self._closed:
-                raise RuntimeError("the client is closed")
+                raise RuntimeError("the extractor is closed")
             if self._pool is None:
-                self._pool = PriorityPool(self._concurrency, "vis-request")
+                self._pool = PriorityPool(self._options.concurrency, "vis-request")
             return self._pool
 
     def close(self) -> None:
@@ -542,7 +484,7 @@ class WindowExtractor:
     def count_window(self, start: datetime, end: datetime) -> int:
         """The API's count over the window's margin range (what an extraction checks against)."""
         lo, hi = self.margin_range(*check_window(start, end))
-        return self._source.count_range(lo, hi)
+        return self._count(lo, hi)
 
     def count_windows(self, windows: Iterable[Window]) -> list[int]:
         """``count_window`` of each window, asked concurrently on the request pool."""
@@ -551,7 +493,7 @@ class WindowExtractor:
         futures = [
             pool.submit(
                 (URGENT, next(self._window_order)),
-                lambda lo=lo, hi=hi: self._source.count_range(lo, hi),
+                lambda lo=lo, hi=hi: self._count(lo, hi),
             )
             for lo, hi in ranges
         ]
@@ -574,9 +516,7 @@ class WindowExtractor:
         return self._result(run, api_count, placed or _Placed(), time.perf_counter() - began)
 
     @overload
-    def iter_windows(
-        self, windows: Iterable[Window]
-    ) -> Iterator[WindowResult | WindowFailure]: ...
+    def iter_windows(self, windows: Iterable[Window]) -> Iterator[WindowResult | WindowFailure]: ...
 
     @overload
     def iter_windows(
@@ -637,9 +577,7 @@ class WindowExtractor:
 
     def _fill(self, run: _Run, lo: int, hi: int) -> int:
         """Fetch the margin range into ``run.pool``; returns the count it was checked against."""
-        api_count = self._on_pool(
-            run, URGENT, lambda: self._source.count_range(lo, hi, run.tally)
-        ).result()
+        api_count = self._on_pool(run, URGENT, lambda: self._count(lo, hi, run.tally)).result()
         if api_count == 0:
             return 0
         self._learn_profile(run, lo, hi, api_count)
@@ -652,9 +590,7 @@ class WindowExtractor:
         if len(run.pool) == api_count:
             return api_count
         # Every piece matched its own count, so the data moved under us: ask again once.
-        recount = self._on_pool(
-            run, URGENT, lambda: self._source.count_range(lo, hi, run.tally)
-        ).result()
+        recount = self._on_pool(run, URGENT, lambda: self._count(lo, hi, run.tally)).result()
         if recount != len(run.pool):
             raise VISIncompleteWindow(run.window, recount, len(run.pool), "the count kept moving")
         return recount
@@ -673,9 +609,7 @@ class WindowExtractor:
                 self._on_pool(
                     run,
                     URGENT,
-                    lambda page=page: self._source.fetch_page(
-                        lo, hi, page, size, run.tally, probe=True
-                    ),
+                    lambda page=page: self._probe(lo, hi, page, size, run.tally),
                 )
                 for page in (0, 1)
             ]
@@ -710,9 +644,7 @@ class WindowExtractor:
             self._on_pool(
                 run,
                 URGENT,
-                lambda lo=lo, hi=hi: self._source.count_range(
-                    lo, hi, run.tally, direction=direction
-                ),
+                lambda lo=lo, hi=hi: self._count(lo, hi, run.tally, direction),
             )
             for lo, hi in ranges
         ]
@@ -799,20 +731,49 @@ class WindowExtractor:
         between requests instead of one long stretch that would hold up every worker.
         """
         sort, order = ordering
-        records = self._source.fetch_page(
-            piece.lo,
-            piece.hi,
-            page,
-            piece.size,
-            run.tally,
-            probe=sort != BY_START_ASC[0],
-            order=order,
-            sort=sort,
-            direction=piece.direction,
-        )
-        if records is None:
-            raise _SortRefused(sort)
+        try:
+            records = self._client.list_events(
+                from_date=piece.lo,
+                to_date=piece.hi,
+                direction=piece.direction,
+                offset=page,
+                size=piece.size,
+                order=order,
+                sort=sort,
+                tally=run.tally,
+            )
+        except VISBadRequest:
+            if sort == BY_START_ASC[0]:
+                raise
+            raise _SortRefused(sort) from None
         return records, [_valid_start_ms(record) for record in records]
+
+    def _count(
+        self, lo: int, hi: int, tally: Tally | None = None, direction: str | None = None
+    ) -> int:
+        """getEventsCount over ``(lo, hi)`` as an int (edges read as the server does)."""
+        body = self._client.get_events_count(
+            from_date=lo, to_date=hi, direction=direction, tally=tally
+        )
+        count = body.get("count") if type(body) is dict else None
+        if type(count) is not int or count < 0:
+            raise VISTransportError(f"getEventsCount: answer without a usable count: {count!r}")
+        return count
+
+    def _probe(self, lo: int, hi: int, page: int, size: int, tally: Tally) -> list[Any] | None:
+        """A page asked only to learn how the server pages; None when the server refuses it."""
+        try:
+            return self._client.list_events(
+                from_date=lo,
+                to_date=hi,
+                offset=page,
+                size=size,
+                order="ASC",
+                sort="startTime",
+                tally=tally,
+            )
+        except VISBadRequest:
+            return None
 
     def _absorb(
         self, run: _Run, piece: _Piece, pages: list[_Page], only_ms: int | None = None
@@ -935,10 +896,10 @@ class WindowExtractor:
         if not seen.complete():
             raise _PieceIncomplete(
                 piece,
-                f"{len(seen.keys)} of {piece.count} distinct events could be read "
-                f"(page size {piece.size}; "
-                f"sort=id {'refused' if self._id_sort is False else 'unused'})",
+                f"no way the API offers read it whole at page size {piece.size} "
+                f"({_ID_SORT_STATES[self._id_sort]}, by direction, again and again)",
                 instant=piece.instant(),
+                distinct=len(seen.keys),
             )
         return seen.pages
 
@@ -1056,9 +1017,7 @@ class WindowExtractor:
             )
         return WindowResult(run.window[0], run.window[1], events, rejected, stats)
 
-    def _events(
-        self, results: Iterator[WindowResult | WindowFailure]
-    ) -> Iterator[dict[str, Any]]:
+    def _events(self, results: Iterator[WindowResult | WindowFailure]) -> Iterator[dict[str, Any]]:
         """The events of each result in turn; a window that failed raises its error."""
         for result in results:
             if isinstance(result, WindowFailure):

@@ -8,7 +8,7 @@ because they run once per record on hundreds of thousands of records.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 LIVE_STATES: frozenset[str] = frozenset(
@@ -126,3 +126,10 @@ def event_problem(record: Any) -> str | None:
         if value is not None and not isinstance(value, str):
             return f"{name}: expected a string, got {value!r}"
     return None
+
+
+def to_epoch_ms(moment: datetime, *, name: str = "datetime") -> int:
+    """Epoch milliseconds of a tz-aware datetime, rounded up (so ``t >= start`` stays exact)."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f"{name} must be timezone-aware, got naive {moment.isoformat()}")
+    return -((_EPOCH - moment) // timedelta(milliseconds=1))

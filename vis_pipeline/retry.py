@@ -15,15 +15,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any
 
 import httpx
+
+from vis_pipeline.settings import DEFAULTS
 
 RETRYABLE_STATUSES: frozenset[int] = frozenset({408, 429, 500, 502, 503, 504})
 """HTTP statuses that describe a passing condition (timeout, throttling, a sick gateway)."""
 
-DEFAULT_MAX_ATTEMPTS = 8
-"""Attempts per request, the first included, before giving up on it."""
+DEFAULT_MAX_ATTEMPTS = DEFAULTS.max_retries + 1
+"""Attempts per request, the first included, before giving up on it (VIS_MAX_RETRIES + 1)."""
 
 DEFAULT_BACKOFF_BASE = 0.25
 """Seconds: the backoff ceiling after the first failure (doubled after each further one)."""
@@ -41,74 +42,8 @@ DEFAULT_BUDGET_FLOOR = 20
 """Retries always allowed by a ratio budget, however few requests were made so far."""
 
 
-class VISError(Exception):
-    """Base of every error the VIS client raises."""
-
-
 class BodyError(Exception):
     """A success answer whose body is not the JSON expected (cut short or garbage)."""
-
-
-class VISRetriesExhausted(VISError):
-    """A request kept failing in a retryable way until its attempts or the budget ran out."""
-
-    def __init__(
-        self,
-        operation: str,
-        attempts: int,
-        last_cause: str,
-        *,
-        budget_exhausted: bool = False,
-        window: tuple[datetime, datetime] | None = None,
-        page: int | None = None,
-    ) -> None:
-        self.operation = operation
-        self.attempts = attempts
-        self.last_cause = last_cause
-        self.budget_exhausted = budget_exhausted
-        self.window = window
-        self.page = page
-        super().__init__(self._message())
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        # Rebuilt from its fields (the default would pass only the message to __init__).
-        return (
-            _rebuild_retries_exhausted,
-            (
-                self.operation,
-                self.attempts,
-                self.last_cause,
-                self.budget_exhausted,
-                self.window,
-                self.page,
-            ),
-            self.__dict__,
-        )
-
-    def _message(self) -> str:
-        where = ""
-        if self.window is not None:
-            where = f" for window [{self.window[0].isoformat()}, {self.window[1].isoformat()})"
-        if self.page is not None:
-            where += f" page {self.page}"
-        why = "the client's retry budget is exhausted" if self.budget_exhausted else "giving up"
-        return (
-            f"{self.operation}{where} failed after {self.attempts} attempt(s); {why}; "
-            f"last cause: {self.last_cause}"
-        )
-
-    def located(
-        self, window: tuple[datetime, datetime], page: int | None = None
-    ) -> VISRetriesExhausted:
-        """The same failure, naming the window (and page) it happened in."""
-        return VISRetriesExhausted(
-            self.operation,
-            self.attempts,
-            self.last_cause,
-            budget_exhausted=self.budget_exhausted,
-            window=window,
-            page=page,
-        )
 
 
 RETRYABLE_EXCEPTIONS: tuple[type[BaseException], ...] = (
@@ -126,24 +61,6 @@ UNSENT_EXCEPTIONS: tuple[type[BaseException], ...] = (
     httpx.PoolTimeout,
 )
 """Failures that happen before the request reaches the server: safe to repeat for any method."""
-
-
-def _rebuild_retries_exhausted(
-    operation: str,
-    attempts: int,
-    last_cause: str,
-    budget_exhausted: bool,
-    window: tuple[datetime, datetime] | None,
-    page: int | None,
-) -> VISRetriesExhausted:
-    return VISRetriesExhausted(
-        operation,
-        attempts,
-        last_cause,
-        budget_exhausted=budget_exhausted,
-        window=window,
-        page=page,
-    )
 
 
 class RetryBudget:

@@ -10,16 +10,14 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from functools import partial
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import duckdb
 
 from vis_pipeline.batch import NormalizedBatch
-from vis_pipeline.client import VISClient
-from vis_pipeline.extract import WindowFailure, WindowResult
+from vis_pipeline.errors import VISDaysFailed
+from vis_pipeline.extract import WindowExtractor, WindowFailure, WindowResult
 from vis_pipeline.extract_process import ExtractionProcess
-from vis_pipeline.retry import VISError
 from vis_pipeline.warehouse import (
     WindowSync,
     latest_syncs,
@@ -56,22 +54,11 @@ class DaySync:
         return {**asdict(self), "local_date": self.local_date.isoformat()}
 
 
-class VISDaysFailed(VISError):
-    """Some days of a sync could not be read whole; the other days were loaded."""
-
-    def __init__(self, failed: Sequence[DaySync]) -> None:
-        self.failed = list(failed)
-        first = self.failed[0]
-        more = f" (and {len(self.failed) - 1} more day(s))" if len(self.failed) > 1 else ""
-        super().__init__(f"day {first.local_date} failed{more}: {first.error}")
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.failed,), self.__dict__)
-
-
 def raise_for_failed(synced: Sequence[DaySync]) -> None:
     """Raise VISDaysFailed when any day of ``synced`` failed."""
-    failed = [item for item in synced if item.status == "failed"]
+    failed = [
+        (item.local_date, item.error or "failed") for item in synced if item.status == "failed"
+    ]
     if failed:
         raise VISDaysFailed(failed)
 
@@ -90,7 +77,7 @@ def days_between(first: date, last: date) -> list[date]:
 
 
 def sync_days(
-    client: VISClient,
+    extractor: WindowExtractor,
     open_warehouse: OpenWarehouse,
     days: Sequence[date],
     tz: str,
@@ -108,8 +95,8 @@ def sync_days(
     """
     windows = {day: local_day_window(day, tz) for day in days}
     # The extraction process starts first: its start-up overlaps opening the warehouse.
-    with _window_source(client) as source, open_warehouse() as conn:
-        settled = [] if full else _settled_days(client, conn, windows, run_id)
+    with _window_source(extractor) as source, open_warehouse() as conn:
+        settled = [] if full else _settled_days(extractor, conn, windows, run_id)
         settled_days = {item.local_date for item in settled}
         to_fetch = [day for day in days if day not in settled_days]
         # Normalising runs on the extraction's side, so this thread only writes: a window is
@@ -130,16 +117,17 @@ WindowSource = Callable[
 
 
 @contextmanager
-def _window_source(client: VISClient) -> Iterator[WindowSource]:
+def _window_source(extractor: WindowExtractor) -> Iterator[WindowSource]:
     """Where windows are extracted: a child process, started now, when the client can be
     rebuilt there; else this process (a client on a caller's own transport).
 
     The HTTP work and the loading then each have an interpreter, and a GIL, of their own.
     """
-    if client.settings is None:
-        yield client.iter_windows
+    settings = extractor.client.settings
+    if settings is None:
+        yield extractor.iter_windows
         return
-    with ExtractionProcess(client.settings) as process:
+    with ExtractionProcess(settings, extractor.options) as process:
         yield process.iter_windows
 
 
@@ -233,7 +221,7 @@ def _record_failed_day(
 
 
 def _settled_days(
-    client: VISClient,
+    extractor: WindowExtractor,
     conn: duckdb.DuckDBPyConnection,
     windows: dict[date, tuple[datetime, datetime]],
     run_id: str | None,
@@ -244,7 +232,7 @@ def _settled_days(
     out together and the warehouse is asked in a fixed number of queries.
     """
     previous = latest_syncs(conn, list(windows))
-    counts = client.count_windows(windows[day] for day in previous)
+    counts = extractor.count_windows(windows[day] for day in previous)
     settled = settled_windows(conn, previous, dict(zip(previous, counts, strict=True)))
     record_settled(
         conn,

@@ -14,6 +14,7 @@ import os
 import sys
 import time
 from collections import Counter
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
@@ -41,25 +42,19 @@ def main(argv: list[str] | None = None) -> int:
     # Imports are part of what a library user pays, so they sit inside the measured time.
     with profiled(args.profile):
         from vis_pipeline import warehouse
-        from vis_pipeline.client import VISClient
-        from vis_pipeline.retry import RetryPolicy
+        from vis_pipeline.client import ClientSettings
+        from vis_pipeline.extract import ExtractOptions, WindowExtractor
         from vis_pipeline.settings import Settings
         from vis_pipeline.sync import days_between, sync_days
 
         imported = time.perf_counter()
-        settings = Settings()
-        client = VISClient(
-            args.base_url,
-            os.environ[TOKEN_ENV],
-            page_size=settings.page_size,
-            concurrency=settings.concurrency,
-            timeout=settings.timeout_seconds,
-            retry=RetryPolicy(max_attempts=settings.max_retries + 1),
-            max_pages_per_window=settings.max_pages_per_window,
-        )
-        with client:
+        settings = replace(Settings(), base_url=args.base_url, access_token=os.environ[TOKEN_ENV])
+        with (
+            ClientSettings.from_settings(settings).client() as client,
+            WindowExtractor(client, ExtractOptions.from_settings(settings)) as extractor,
+        ):
             synced = sync_days(
-                client,
+                extractor,
                 lambda: warehouse.connect(args.warehouse),
                 days_between(args.first, args.last),
                 args.tz,
