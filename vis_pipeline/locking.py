@@ -1,8 +1,10 @@
 """An inter-process lock around warehouse writes.
 
 DuckDB lets one process at a time open a file for writing. Runs that overlap (a backfill launched
-as separate runs, the schedule firing during a manual sync) take this lock only for the short
-write of each window, so they queue for the file instead of failing on DuckDB's lock.
+as separate runs, the schedule firing during a manual sync) take this lock for as long as they
+hold the warehouse open for writing, so they queue for the file instead of failing on DuckDB's
+lock. A sync holds it for its whole run, fetching included: it keeps one connection open so
+that each day is not paid a checkpoint of its own.
 """
 
 from __future__ import annotations
