@@ -25,7 +25,7 @@ LAYERS: list[set[str]] = [
     {"batch"},
     {"normalize"},
     {"warehouse"},
-    {"sync"},
+    {"sync", "user_directory"},
     {"reports"},
     {"dashboard"},
     {"exports"},

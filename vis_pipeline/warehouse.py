@@ -71,6 +71,7 @@ _BATCH_EVENTS = "batch_events"
 _BATCH_RAW = "batch_raw"
 _BATCH_REJECTED = "batch_rejected"
 _BATCH_USERS = "batch_users"
+_BATCH_DIRECTORY = "batch_directory"
 
 _CHECK_PARAMETERS: dict[str, list[str]] = {
     "final_states": sorted(FINAL_STATES),
@@ -517,6 +518,26 @@ def replace_users(
     parameters = {"synced_at": _aware(synced_at, "synced_at")}
     with _registered(conn, {_BATCH_USERS: table}), _transaction(conn, "replace users"):
         conn.execute(load_sql("warehouse/upsert_users"), parameters)
+    return table.num_rows
+
+
+def replace_user_directory(
+    conn: duckdb.DuckDBPyConnection, names: Mapping[int, str], imported_at: datetime
+) -> int:
+    """Replace the user directory with ``names`` (user id to name), in one transaction."""
+    table = pa.table(
+        {
+            "user_id": pa.array(list(names), pa.int64()),
+            "user_name": pa.array(list(names.values()), pa.string()),
+        }
+    )
+    parameters = {"imported_at": _aware(imported_at, "imported_at")}
+    with (
+        _registered(conn, {_BATCH_DIRECTORY: table}),
+        _transaction(conn, "replace the user directory"),
+    ):
+        conn.execute(load_sql("warehouse/delete_user_directory"))
+        conn.execute(load_sql("warehouse/insert_user_directory"), parameters)
     return table.num_rows
 
 

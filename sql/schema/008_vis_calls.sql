@@ -17,9 +17,14 @@ WITH outcomes AS (
         events.state = 'MISSED' AS is_missed,
         events.state = 'REJECTED' AS is_rejected,
         events.state = 'CANCELLED' AS is_cancelled,
-        nullif(trim(concat_ws(' ', users.first_name, users.last_name)), '') AS user_name
+        -- The API's own name first; the imported directory for users the API cannot name.
+        coalesce(
+            nullif(trim(concat_ws(' ', users.first_name, users.last_name)), ''),
+            directory.user_name
+        ) AS user_name
     FROM vis.events AS events
     LEFT JOIN vis.users AS users USING (user_id)
+    LEFT JOIN vis.user_directory AS directory USING (user_id)
 )
 SELECT
     event_id,

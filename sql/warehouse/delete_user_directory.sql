@@ -1,0 +1,2 @@
+-- Empty the user directory before an import replaces it whole.
+DELETE FROM vis.user_directory;
