@@ -27,6 +27,7 @@ LAYERS: list[set[str]] = [
     {"warehouse"},
     {"sync", "user_directory"},
     {"reports"},
+    {"health"},
     {"dashboard"},
     {"exports"},
     {"defs"},

@@ -610,18 +610,37 @@ def _dates(conn: duckdb.DuckDBPyConnection, name: str) -> list[date]:
     return [row[0] for row in conn.execute(load_sql(name)).fetchall()]
 
 
+def set_aside(path: str | Path, reason: str = "broken") -> Path:
+    """Move a warehouse file (and its write-ahead log) out of the way; returns its new name.
+
+    Nothing is deleted: a damaged file stays beside the new one for whoever wants to look.
+    """
+    path = Path(path)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    target = path.with_name(f"{path.name}.{reason}-{stamp}")
+    path.rename(target)
+    wal = path.with_name(path.name + ".wal")
+    if wal.exists():
+        wal.rename(target.with_name(target.name + ".wal"))
+    return target
+
+
 def status_summary(conn: duckdb.DuckDBPyConnection) -> dict[str, Any]:
     """The warehouse at a glance, JSON-ready (dates and instants as ISO-8601 text).
 
     Keys: days_synced, first_day, last_day, gaps (days without a successful sync between the
     first and last synced day), failed_days (latest sync failed), unreconciled_days (the
     API's count differs from the ids held), counts (rows per table), last_run_id,
-    last_sync_at, last_sync_status.
+    last_sync_at, last_sync_status. Every table is read whole on the way (see
+    select_table_counts.sql): a damaged file raises WarehouseError instead of a summary.
     """
+    try:
+        cursor = conn.execute(load_sql("warehouse/select_table_counts"))
+        names = [column[0] for column in cursor.description]
+        counts = dict(zip(names, (int(v) for v in _first_row(cursor)), strict=True))
+    except duckdb.Error as exc:
+        raise WarehouseError(f"the warehouse cannot be read: {_first_line(exc)}") from exc
     synced = _dates(conn, "warehouse/select_synced_dates")
-    cursor = conn.execute(load_sql("warehouse/select_table_counts"))
-    names = [column[0] for column in cursor.description]
-    counts = dict(zip(names, (int(v) for v in _first_row(cursor)), strict=True))
     last = _first_row(conn.execute(load_sql("warehouse/select_last_sync")))
     run_id, finished_at, last_status, _ = last if last else (None, None, None, None)
     return {

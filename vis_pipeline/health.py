@@ -1,0 +1,51 @@
+"""What is wrong with the warehouse, one line per problem: the truth ``vis-pipeline status`` tells.
+
+Each problem says what is wrong and which days, so an operator knows what to sync again: a file
+that cannot be read, days whose latest sync failed, days whose events do not match the API's
+count, days missing between synced ones, and days whose reports were never built.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+
+import duckdb
+
+from vis_pipeline.reports import days_without_reports, read_every_report
+from vis_pipeline.warehouse import WarehouseError, status_summary
+
+MAX_DAYS_NAMED = 5
+"""Days named in one problem line before the rest are only counted."""
+
+
+def days_text(days: Sequence[date | str]) -> str:
+    """``2026-03-02, 2026-03-03 and 4 more``: a short list of days."""
+    named = [str(day) for day in days[:MAX_DAYS_NAMED]]
+    more = len(days) - len(named)
+    return ", ".join(named) + (f" and {more} more" if more else "")
+
+
+def warehouse_problems(conn: duckdb.DuckDBPyConnection) -> tuple[dict | None, list[str]]:
+    """The warehouse's summary (None when it cannot be read) and its problems, one line each."""
+    try:
+        summary = status_summary(conn)
+        read_every_report(conn)
+        missing = days_without_reports(conn)
+    except (WarehouseError, duckdb.Error) as exc:
+        text = str(exc).splitlines()[0]
+        if not text.startswith("the warehouse cannot be read"):
+            text = f"the warehouse cannot be read: {text}"
+        return None, [f"{text}; set it aside and rebuild it: vis-pipeline sync --rebuild"]
+    problems = []
+    checks = [
+        ("failed_days", "the latest sync failed for day(s)"),
+        ("unreconciled_days", "the events held differ from the API's count for day(s)"),
+        ("gaps", "never synced, between synced days:"),
+    ]
+    for key, text in checks:
+        if summary[key]:
+            problems.append(f"{text} {days_text(summary[key])}")
+    if missing:
+        problems.append(f"reports were never built for day(s) {days_text(missing)}")
+    return summary, problems
