@@ -39,10 +39,10 @@ def definitions_listing(defs: dg.Definitions) -> str:
     jobs = [job for job in defs.resolve_all_job_defs() if not job.name.startswith("__")]
     lines = [
         *sorted(_asset_line(spec) for spec in defs.resolve_all_asset_specs()),
-        *sorted(f"check {key.asset_key.to_user_string()}:{key.name}" for key in check_keys),
+        *sorted(_check_line(defs, key) for key in check_keys),
         *sorted(_job_line(job) for job in jobs),
         *sorted(_schedule_line(schedule) for schedule in repository.schedule_defs),
-        *sorted(f"sensor {sensor.name}" for sensor in repository.sensor_defs),
+        *sorted(_sensor_line(sensor) for sensor in repository.sensor_defs),
     ]
     return HEADER + "\n".join(lines) + "\n"
 
@@ -52,6 +52,16 @@ def _asset_line(spec: dg.AssetSpec) -> str:
     kind = type(partitions).__name__ if partitions is not None else "unpartitioned"
     upstream = ", ".join(sorted(dep.asset_key.to_user_string() for dep in spec.deps))
     return f"asset {spec.key.to_user_string()}  partitions={kind}  deps=[{upstream}]"
+
+
+def _check_line(defs: dg.Definitions, key: dg.AssetCheckKey) -> str:
+    partitions = defs.resolve_asset_graph().get_check_spec(key).partitions_def
+    kind = type(partitions).__name__ if partitions is not None else "unpartitioned"
+    return f"check {key.asset_key.to_user_string()}:{key.name}  partitions={kind}"
+
+
+def _sensor_line(sensor: dg.SensorDefinition) -> str:
+    return f"sensor {sensor.name}  default={sensor.default_status.value}"
 
 
 def _job_line(job: dg.JobDefinition) -> str:

@@ -18,7 +18,6 @@ import dagster as dg
 import duckdb
 import pandas as pd
 import pytest
-from dagster_duckdb import DuckDBResource
 from helpers import (
     ANSWERED,
     FIRST,
@@ -33,7 +32,9 @@ from helpers import (
 )
 
 from vis_pipeline import warehouse as wh
-from vis_pipeline.defs.reports import EXPORT, REPORT_TABLES, build_report_assets
+from vis_pipeline.defs.daily_sync import build_sync_asset
+from vis_pipeline.defs.reports import EXPORT, REPORT_TABLES, build_export_asset
+from vis_pipeline.defs.resources import build_resources
 from vis_pipeline.reports import (
     REPORTS,
     ReportError,
@@ -41,8 +42,9 @@ from vis_pipeline.reports import (
     read_report,
     recomputed_range,
 )
+from vis_pipeline.settings import Settings
 from vis_pipeline.simulator.process import SimulatorProcess
-from vis_pipeline.sync import local_day_window
+from vis_pipeline.sync import days_between, local_day_window
 
 DST_DAY = date(2026, 3, 8)
 
@@ -462,30 +464,43 @@ def test_every_report_has_its_documented_columns(conn: duckdb.DuckDBPyConnection
 # Dagster assets
 
 
-def test_report_assets_materialise_a_range_with_previews_charts_and_exports(
+def test_report_assets_materialise_each_day_with_previews_charts_and_exports(
     built: Built, tmp_path: Path
 ) -> None:
     path = _copy_warehouse(built, tmp_path)
     partitions = dg.DailyPartitionsDefinition(start_date="2026-03-01", timezone=TZ)
-    assets = build_report_assets(partitions, dg.AssetKey(["vis", "events"]))
+    # The report tables are a spec of the daily sync op; run alone, it syncs nothing.
+    assets = [build_sync_asset(partitions, freshness_hour=9), build_export_asset(partitions)]
+    resources = build_resources(Settings(warehouse=str(path), timezone=TZ))
+    tags = {
+        "dagster/asset_partition_range_start": FIRST.isoformat(),
+        "dagster/asset_partition_range_end": LAST.isoformat(),
+    }
+    tables = dg.materialize(assets, selection=[REPORT_TABLES], resources=resources, tags=tags)
+    assert tables.success
+    days = {
+        event.materialization.partition: event.materialization.metadata
+        for event in tables.get_asset_materialization_events()
+    }
+    assert set(days) == {day.isoformat() for day in days_between(FIRST, LAST)}
+    with wh.connect(path, read_only=True) as conn:
+        for name in REPORTS:
+            table = read_report(conn, name, FIRST, LAST)
+            assert sum(metadata[f"{name}/rows"].value for metadata in days.values()) == len(table)
+    last = days[LAST.isoformat()]
+    for name in REPORTS:
+        assert "|" in last[f"run/{name}/preview"].value
+        assert last[f"run/{name}/chart"].value.startswith("![chart](data:image/svg+xml;base64,")
     exports = tmp_path / "exports"
     result = dg.materialize(
         assets,
-        resources={"warehouse": DuckDBResource(database=str(path))},
-        tags={
-            "dagster/asset_partition_range_start": FIRST.isoformat(),
-            "dagster/asset_partition_range_end": LAST.isoformat(),
-        },
+        selection=[EXPORT],
+        resources=resources,
+        tags=tags,
         run_config={"ops": {"reports__export": {"config": {"directory": str(exports)}}}},
     )
     assert result.success
-    materialised = {m.asset_key: m for m in result.get_asset_materialization_events()}
-    metadata = materialised[REPORT_TABLES].materialization.metadata
-    for name in REPORTS:
-        assert metadata[f"{name}/rows"].value > 0
-        assert "|" in metadata[f"{name}/preview"].value
-        assert metadata[f"{name}/chart"].value.startswith("![chart](data:image/svg+xml;base64,")
-    assert EXPORT in materialised
+    assert EXPORT in {m.asset_key for m in result.get_asset_materialization_events()}
     names = sorted(p.name for p in exports.iterdir())
     assert f"dashboard_{FIRST}_{LAST}.html" in names
     assert {f"{name}_{FIRST}_{LAST}.csv" for name in REPORTS} <= set(names)

@@ -1,4 +1,4 @@
-"""The Dagster code location: assets, checks, the sync job and its schedule.
+"""The Dagster code location: assets, checks, the sync job, its schedule and the sensors.
 
 Definitions are built when Dagster loads the location (not at import), from the environment.
 """
@@ -9,32 +9,41 @@ from datetime import date
 
 import dagster as dg
 
-from vis_pipeline.defs.assets import EVENTS, account, build_events_asset, users
-from vis_pipeline.defs.checks import build_checks
+from vis_pipeline.defs.assets import account, users
+from vis_pipeline.defs.daily_sync import build_sync_asset
+from vis_pipeline.defs.freshness import build_freshness_sensor
 from vis_pipeline.defs.jobs import build_export_job, build_sync_job
 from vis_pipeline.defs.partitions import daily_partitions
-from vis_pipeline.defs.reports import build_report_assets
+from vis_pipeline.defs.reports import build_export_asset
 from vis_pipeline.defs.resources import build_resources
 from vis_pipeline.defs.schedules import build_daily_schedule
+from vis_pipeline.defs.sensors import build_failure_sensor
 from vis_pipeline.settings import Settings
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:
     """Everything Dagster shows, for these settings."""
     partitions = daily_partitions(settings)
+    sync_job = build_sync_job()
     return dg.Definitions(
         assets=[
             account,
             users,
-            build_events_asset(partitions),
-            *build_report_assets(partitions, EVENTS),
+            build_sync_asset(partitions, settings.freshness_hour),
+            build_export_asset(partitions),
         ],
-        asset_checks=build_checks(),
-        jobs=[build_sync_job(), build_export_job()],
+        jobs=[sync_job, build_export_job()],
         schedules=[
             build_daily_schedule(
-                settings.timezone, settings.resync_days, date.fromisoformat(settings.start_date)
+                settings.timezone,
+                settings.resync_days,
+                date.fromisoformat(settings.start_date),
+                settings.schedule_cron,
             )
+        ],
+        sensors=[
+            build_freshness_sensor(settings.timezone, settings.freshness_hour, settings.start),
+            build_failure_sensor(settings.alert_webhook_url, [sync_job]),
         ],
         resources=build_resources(settings),
     )

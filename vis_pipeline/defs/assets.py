@@ -1,17 +1,22 @@
 """Assets: the account and users (unpartitioned), and the events (one partition per local day).
 
 Thin on purpose: each asset calls plain functions of ``vis_pipeline.sync`` and
-``vis_pipeline.warehouse`` and turns what they return into Dagster metadata.
+``vis_pipeline.warehouse`` and turns what they return into Dagster metadata. The events are
+materialised by the daily sync op (``daily_sync.py``), one partition at a time; this module
+says what each day's materialisation carries.
 """
 
-from datetime import UTC, date, datetime
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
 
 import dagster as dg
+import duckdb
 from dagster_duckdb import DuckDBResource
 
 from vis_pipeline import warehouse as wh
+from vis_pipeline.defs.day_figures import events_figures, live_calls_by_day
 from vis_pipeline.defs.resources import VISClientResource, write_connection
-from vis_pipeline.sync import raise_for_failed, sync_days
+from vis_pipeline.sync import DaySync
 
 ACCOUNT = dg.AssetKey(["vis", "account"])
 """The account the token belongs to (``vis.accounts``)."""
@@ -22,18 +27,12 @@ USERS = dg.AssetKey(["vis", "users"])
 EVENTS = dg.AssetKey(["vis", "events"])
 """Every call event, one partition per local day (``vis.events`` and ``raw.events``)."""
 
-RECONCILED = "reconciled_with_api_count"
-"""The check that the warehouse holds exactly the API's count for every day of the run."""
-
 WAREHOUSE_WRITE_TAGS = {"vis/warehouse": "write"}
 """Run tag the run queue uses to keep warehouse writers one at a time."""
 
-
-class EventsConfig(dg.Config):
-    """Run config of the events asset."""
-
-    full: bool = False
-    """Fetch every day again, even the settled ones."""
+RUN_PREFIX = "run/"
+"""Metadata keys about the run's whole range, not one day: only the run's last day carries
+them, so a run stores its previews and charts once rather than once per day."""
 
 
 @dg.asset(key=ACCOUNT, group_name="vis", kinds={"duckdb"}, description="getAccount -> vis.accounts")
@@ -54,71 +53,41 @@ def users(vis: VISClientResource, warehouse: DuckDBResource) -> dg.MaterializeRe
     return dg.MaterializeResult(metadata={"users": count})
 
 
-def build_events_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefinition:
-    """The events asset for these partitions (their time zone is the reporting zone)."""
-    tz = partitions.timezone or "UTC"
-
-    @dg.asset(
-        key=EVENTS,
+def events_spec(partitions: dg.DailyPartitionsDefinition) -> dg.AssetSpec:
+    """The events, as a spec of the daily sync op: skippable, as the op yields no output for it
+    but one materialisation per day (docs/dagster.md)."""
+    return dg.AssetSpec(
+        EVENTS,
+        deps=[ACCOUNT, USERS],
         group_name="vis",
         kinds={"duckdb", "pandas"},
         partitions_def=partitions,
-        backfill_policy=dg.BackfillPolicy.single_run(),
-        deps=[ACCOUNT, USERS],
-        check_specs=[dg.AssetCheckSpec(RECONCILED, asset=EVENTS)],
+        skippable=True,
         description="listEvents/getEventsCount per local day -> raw.events, vis.events",
     )
-    def events(
-        context: dg.AssetExecutionContext,
-        config: EventsConfig,
-        vis: VISClientResource,
-        warehouse: DuckDBResource,
-    ) -> dg.MaterializeResult:
-        days = [date.fromisoformat(key) for key in context.partition_keys]
-        with vis.get_client() as client:
-            synced = sync_days(
-                client,
-                lambda: write_connection(warehouse),
-                days,
-                tz,
-                full=config.full,
-                run_id=context.run.run_id,
-            )
-        # The days that could be read are committed; a day that could not fails the run, by name.
-        raise_for_failed(synced)
-        with write_connection(warehouse) as conn:
-            reconciliation = wh.reconcile(conn, days)
-            preview = wh.preview_events(conn, days[0], days[-1])
-        mismatched = [r for r in reconciliation if not r.ok]
-        # One line per run, not per day: each log line is a write to Dagster's event log.
-        context.log.info(
-            f"{len(synced)} days: {sum(i.status == 'settled' for i in synced)} settled, "
-            f"{sum(i.loaded for i in synced)} events loaded, "
-            f"{sum(i.rejected for i in synced)} rejected"
-        )
-        totals = {
-            name: sum(getattr(item, name) for item in synced)
-            for name in ("api_count", "loaded", "rejected", "pages", "requests", "retries")
-        }
-        return dg.MaterializeResult(
-            metadata={
-                **totals,
-                "seconds": round(sum(item.seconds for item in synced), 3),
-                "days": len(synced),
-                "settled_days": sum(item.status == "settled" for item in synced),
-                "preview": dg.MetadataValue.md(preview.to_markdown(index=False)),
-            },
-            check_results=[
-                dg.AssetCheckResult(
-                    check_name=RECONCILED,
-                    asset_key=EVENTS,
-                    passed=not mismatched,
-                    metadata={
-                        "days_checked": len(reconciliation),
-                        "mismatched_days": ", ".join(str(r.local_date) for r in mismatched),
-                    },
-                )
-            ],
-        )
 
-    return events
+
+def events_materializations(
+    conn: duckdb.DuckDBPyConnection,
+    synced: Sequence[DaySync],
+    reconciliation: Sequence[wh.Reconciliation],
+) -> Iterator[dg.AssetMaterialization]:
+    """One materialisation per day that landed (loaded or settled), with that day's figures.
+
+    A failed day gets none: its partition shows the run's failure instead.
+    """
+    landed = [item for item in synced if item.status != wh.STATUS_FAILED]
+    if not landed:
+        return
+    first, last = synced[0].local_date, synced[-1].local_date
+    held = {item.local_date: item for item in reconciliation}
+    live = live_calls_by_day(conn, first, last)
+    preview = wh.preview_events(conn, first, last)
+    for item in landed:
+        metadata = events_figures(item, held[item.local_date], live[item.local_date])
+        if item is landed[-1]:
+            metadata[RUN_PREFIX + "days"] = len(synced)
+            metadata[RUN_PREFIX + "preview"] = dg.MetadataValue.md(preview.to_markdown(index=False))
+        yield dg.AssetMaterialization(
+            EVENTS, partition=item.local_date.isoformat(), metadata=metadata
+        )

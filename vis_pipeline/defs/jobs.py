@@ -7,7 +7,7 @@ from datetime import date
 import dagster as dg
 
 from vis_pipeline.defs.assets import ACCOUNT, EVENTS, USERS, WAREHOUSE_WRITE_TAGS
-from vis_pipeline.defs.reports import EXPORT, GROUP
+from vis_pipeline.defs.reports import EXPORT, REPORT_TABLES
 
 SYNC_JOB = "sync_vis"
 """Name of the job that refreshes the account, users, events and reports of a range of days."""
@@ -17,11 +17,11 @@ EXPORT_JOB = "export_reports"
 
 
 def build_sync_job() -> dg.UnresolvedAssetJobDefinition:
-    """The sync job: dimensions, then events, then the reports of the days of the run."""
-    reports = dg.AssetSelection.groups(GROUP) - dg.AssetSelection.assets(EXPORT)
+    """The sync job: dimensions, then the events and reports of the days of the run, each day's
+    partition on its own, and every check of the events."""
     return dg.define_asset_job(
         SYNC_JOB,
-        selection=dg.AssetSelection.assets(ACCOUNT, USERS, EVENTS) | reports,
+        selection=dg.AssetSelection.assets(ACCOUNT, USERS, EVENTS, REPORT_TABLES),
         tags=WAREHOUSE_WRITE_TAGS,
         description="Sync local days of VIS events (and account, users, reports) into DuckDB.",
     )

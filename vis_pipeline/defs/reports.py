@@ -1,19 +1,21 @@
-"""Report assets: the report tables (one asset, one transaction) and the file exports.
+"""Report assets: the report tables (materialised by the daily sync op) and the file exports.
 
 Thin on purpose: the report tables come from ``vis_pipeline.reports``, the headline figures and
-charts from ``vis_pipeline.dashboard`` (the same SQL as the page) and the files from
-``vis_pipeline.exports``; this module turns them into Dagster assets and metadata.
+charts from ``vis_pipeline.dashboard`` (the same SQL as the page), the rows per day from
+``day_figures`` and the files from ``vis_pipeline.exports``; this module turns them into
+Dagster specs, events and metadata.
 
 No ``from __future__ import annotations`` here: Dagster reads the config classes from the asset
 functions' signatures, which must hold the classes themselves, not their names.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict
 from datetime import date
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 from pydantic import Field
@@ -22,9 +24,11 @@ from vis_pipeline.dashboard import charts
 from vis_pipeline.dashboard.data import DashboardData, load_dashboard_data, report_frame
 from vis_pipeline.dashboard.figures import HeadlineFigures
 from vis_pipeline.dashboard.svg import svg_data_uri
+from vis_pipeline.defs.assets import RUN_PREFIX
+from vis_pipeline.defs.day_figures import report_rows_by_day
 from vis_pipeline.defs.resources import write_connection
 from vis_pipeline.exports import DASHBOARD, FORMATS, export_file_name, export_report
-from vis_pipeline.reports import DEFAULT_CALLBACK_HOURS, REPORTS, materialize_reports
+from vis_pipeline.reports import REPORTS, materialize_reports
 
 GROUP = "reports"
 """Dagster group of the report assets."""
@@ -48,13 +52,6 @@ REPORT_TABLES = dg.AssetKey(["reports", "tables"])
 One asset rather than one per table: the tables are always written together, and Dagster
 stores a planned and a done event per asset and partition, which for a year of history and six
 separate assets is thousands of SQLite writes per run (most of a re-run's time)."""
-
-
-class ReportsConfig(dg.Config):
-    """Run config of the report tables."""
-
-    callback_hours: int = DEFAULT_CALLBACK_HOURS
-    """How long after a missed call a callback still counts as returning it."""
 
 
 class ExportConfig(dg.Config):
@@ -108,36 +105,60 @@ def _headline(figures: HeadlineFigures) -> dict[str, object]:
     }
 
 
-def build_report_assets(
+def report_tables_spec(
     partitions: dg.DailyPartitionsDefinition, events_key: dg.AssetKey
-) -> list[dg.AssetsDefinition]:
-    """The report tables (one asset, one transaction) and the export asset."""
-    tz = partitions.timezone or "UTC"
+) -> dg.AssetSpec:
+    """The report tables, as a spec of the daily sync op (skippable: see docs/dagster.md)."""
     tables = "\n".join(f"- `reports.{name}`: {spec.description}" for name, spec in REPORTS.items())
-
-    @dg.asset(
-        key=REPORT_TABLES,
+    return dg.AssetSpec(
+        REPORT_TABLES,
         deps=[events_key],
         group_name=GROUP,
         kinds={"duckdb"},
         partitions_def=partitions,
-        backfill_policy=dg.BackfillPolicy.single_run(),
-        description=f"The report tables of the run's local days:\n{tables}",
+        skippable=True,
+        description=f"The report tables of each local day:\n{tables}",
     )
-    def report_tables(
-        context: dg.AssetExecutionContext, config: ReportsConfig, warehouse: DuckDBResource
-    ) -> dg.MaterializeResult:
-        first, last = _range(context)
-        with write_connection(warehouse) as conn:
-            counts = materialize_reports(conn, first, last, tz, config.callback_hours)
-            data = load_dashboard_data(conn, first, last)
-        metadata: dict[str, object] = {"first_day": first.isoformat(), "last_day": last.isoformat()}
-        metadata.update(_headline(data.headline))
-        for name in REPORTS:
-            metadata[f"{name}/rows"] = counts[name]
-            metadata[f"{name}/preview"] = _preview(report_frame(data, name))
-            metadata[f"{name}/chart"] = _chart(REPORT_CHARTS[name](data))
-        return dg.MaterializeResult(metadata=metadata)
+
+
+def _run_overview(conn: duckdb.DuckDBPyConnection, first: date, last: date) -> dict[str, object]:
+    """The run's whole range at a glance: headline figures, and each report's preview and chart."""
+    data = load_dashboard_data(conn, first, last)
+    overview: dict[str, object] = {"first_day": first.isoformat(), "last_day": last.isoformat()}
+    overview.update(_headline(data.headline))
+    for name in REPORTS:
+        overview[f"{name}/preview"] = _preview(report_frame(data, name))
+        overview[f"{name}/chart"] = _chart(REPORT_CHARTS[name](data))
+    return {RUN_PREFIX + key: value for key, value in overview.items()}
+
+
+def report_materializations(
+    conn: duckdb.DuckDBPyConnection,
+    days: Sequence[date],
+    landed: Sequence[date],
+    tz: str,
+    callback_hours: int,
+) -> Iterator[dg.AssetMaterialization]:
+    """Recompute the report tables of ``days`` (one transaction), then one materialisation per
+    day of ``landed``, each with that day's rows per table.
+
+    A day whose events did not land is recomputed from what the warehouse holds but not
+    materialised, so its partition shows it is missing.
+    """
+    first, last = days[0], days[-1]
+    materialize_reports(conn, first, last, tz, callback_hours)
+    rows = report_rows_by_day(conn, first, last)
+    overview = _run_overview(conn, first, last) if landed else {}
+    for day in landed:
+        metadata: dict[str, object] = {f"{name}/rows": rows[day][name] for name in REPORTS}
+        if day == landed[-1]:
+            metadata.update(overview)
+        yield dg.AssetMaterialization(REPORT_TABLES, partition=day.isoformat(), metadata=metadata)
+
+
+def build_export_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefinition:
+    """The export asset: the report page and files of a range of days."""
+    tz = partitions.timezone or "UTC"
 
     @dg.asset(
         key=EXPORT,
@@ -173,4 +194,4 @@ def build_report_assets(
             }
         )
 
-    return [report_tables, export]
+    return export
