@@ -39,6 +39,8 @@ from vis_pipeline.spec import load_spec, operations, success_schema
 DAY_MS = 86_400_000
 HOUR_MS = 3_600_000
 ALL_LIVE = "INITIALIZING,RINGING,ACTIVE,HELD,REMOTE_HELD"
+NO_TOKEN_REQUESTS = {"requests": 0, "issued": 0, "refused": 0, "by_grant": {}, "expired": 0}
+"""Token statistics of a simulator whose token endpoint was not asked (see test_auth.py)."""
 ANSWERED = {"ANSWERED", "DETACHED", "ACTIVE", "HELD", "REMOTE_HELD"}
 E164 = re.compile(r"^\+[1-9]\d{7,14}$")
 ERROR_SCHEMA = {
@@ -655,7 +657,12 @@ def test_faults_are_seeded_and_counted(fresh_simulator: SimulatorProcess) -> Non
         str(status): 2 * n for status, n in Counter(first).items()
     }
     fresh_simulator.control.reset_stats()
-    assert fresh_simulator.control.stats() == {"total": 0, "requests": {}, "faults": {}}
+    assert fresh_simulator.control.stats() == {
+        "total": 0,
+        "requests": {},
+        "faults": {},
+        "tokens": NO_TOKEN_REQUESTS,
+    }
 
 
 def test_behaviour_changes_are_checked(fresh_simulator: SimulatorProcess) -> None:
@@ -872,6 +879,7 @@ def test_stats_count_api_requests_only(fresh_simulator: SimulatorProcess) -> Non
             "unknown": {"404": 1},
         },
         "faults": {},
+        "tokens": NO_TOKEN_REQUESTS,
     }
 
 

@@ -1,4 +1,4 @@
-"""The simulator as a raw ASGI application: routing, auth, faults, and the control endpoints.
+"""The simulator as a raw ASGI application: routing, auth, faults, tokens, control endpoints.
 
 No web framework: the hot path (a page of events) is a dict lookup, a token comparison,
 two ``bisect`` calls and one ``join``.
@@ -12,11 +12,14 @@ import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+import orjson
+
 from vis_pipeline.simulator.behaviour import STATUS_FAULTS, Behaviour
 from vis_pipeline.simulator.control import CONTROL_PREFIX, ROUTES
 from vis_pipeline.simulator.operations import HANDLERS
 from vis_pipeline.simulator.params import ApiError, parse_query
 from vis_pipeline.simulator.state import SimulatorState
+from vis_pipeline.simulator.tokens import TOKEN_PATH
 from vis_pipeline.spec import API_BASE_PATH, operations
 
 Scope = MutableMapping[str, Any]
@@ -67,6 +70,8 @@ class SimulatorApp:
             await self._api(scope, receive, send, path[len(API_BASE_PATH) :])
         elif path.startswith(CONTROL_PREFIX + "/"):
             await self._control(scope, receive, send, path[len(CONTROL_PREFIX) :])
+        elif path == TOKEN_PATH:
+            await self._token(scope, receive, send)
         else:
             error = ApiError(404, "NOT_FOUND", f"no such path {path}")
             await _reply(send, 404, error.body())
@@ -94,9 +99,12 @@ class SimulatorApp:
         raise ApiError(404, "NOT_FOUND", f"no such path {API_BASE_PATH}{path}")
 
     def _authorised(self, scope: Scope) -> bool:
+        """The static token, or a token from the token endpoint that has not expired yet."""
         for name, value in scope["headers"]:
             if name == b"authorization":
-                return hmac.compare_digest(value, self._expected_auth)
+                if hmac.compare_digest(value, self._expected_auth):
+                    return True
+                return self.state.tokens.check(value) is True
         return False
 
     async def _api(self, scope: Scope, receive: Receive, send: Send, path: str) -> None:
@@ -160,6 +168,22 @@ class SimulatorApp:
             log.exception("operation %s failed", operation_id)
             error = ApiError(500, "INTERNAL_ERROR", "the simulator failed on this request")
             return 500, error.body()
+
+    # -- tokens ----------------------------------------------------------------------------
+
+    async def _token(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The OAuth token endpoint (never faulted: its misbehaviour is refusing credentials)."""
+        if scope["method"] != "POST":
+            body = orjson.dumps({"error": "invalid_request", "error_description": "use POST"})
+            await _reply(send, 405, body, [(b"allow", b"POST")])
+            return
+        try:
+            body = await _read_body(receive)
+        except ApiError as error:
+            await _reply(send, error.status, error.body())
+            return
+        status, payload, headers = self.state.tokens.answer(scope["headers"], body)
+        await _reply(send, status, payload, headers)
 
     # -- control ---------------------------------------------------------------------------
 

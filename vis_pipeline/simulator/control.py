@@ -1,4 +1,4 @@
-"""The simulator's own endpoints (no auth, never faulted): truth, clock, behaviour, stats.
+"""The simulator's own endpoints (no auth, never faulted): truth, clock, behaviour, stats, tokens.
 
 They live under ``/_simulator/``, outside the API's base path, and let demos, tests and
 benchmarks read the ground truth and steer the simulator while it runs.
@@ -115,6 +115,27 @@ def inject(state: SimulatorState, _params: dict[str, str], body: bytes) -> Reply
     return _json({"injected": state.truth.inject(records)})
 
 
+def revoke_refresh_tokens(state: SimulatorState, _params: dict[str, str], body: bytes) -> Reply:
+    """Revoke ``{"refresh_token": t}``, or with no body every refresh token issued so far."""
+    request = json_body(body) if body else {}
+    if not isinstance(request, dict) or set(request) - {"refresh_token"}:
+        raise _refuse("body", 'expected nothing or {"refresh_token": "<token>"}')
+    token = request.get("refresh_token")
+    if token is not None and not isinstance(token, str):
+        raise _refuse("refresh_token", f"expected a string, got {type(token).__name__}")
+    return _json({"revoked": state.tokens.revoke_refresh_tokens(token)})
+
+
+def expire_access_tokens(state: SimulatorState, _params: dict[str, str], _body: bytes) -> Reply:
+    """End the life of every access token issued so far, as a server-side logout would."""
+    return _json({"expired": state.tokens.expire_access_tokens()})
+
+
+def issued_tokens(state: SimulatorState, _params: dict[str, str], _body: bytes) -> Reply:
+    """Every access and refresh token issued: what a test searches logs and files for."""
+    return _json(state.tokens.issued())
+
+
 ROUTES: dict[tuple[str, str], ControlHandler] = {
     ("GET", "/truth"): truth,
     ("GET", "/users"): users,
@@ -126,5 +147,8 @@ ROUTES: dict[tuple[str, str], ControlHandler] = {
     ("PUT", "/behaviour"): set_behaviour,
     ("POST", "/behaviour/reset"): reset_behaviour,
     ("POST", "/events"): inject,
+    ("POST", "/oauth/revoke"): revoke_refresh_tokens,
+    ("POST", "/oauth/expire"): expire_access_tokens,
+    ("GET", "/oauth/tokens"): issued_tokens,
 }
 """Control handlers by (method, path below the prefix)."""

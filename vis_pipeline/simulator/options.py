@@ -9,7 +9,22 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from vis_pipeline.records import InvalidInstant, parse_instant_ms
 
 DEFAULT_TOKEN = "sim-token"
-"""Access token the simulator accepts unless told otherwise."""
+"""Access token the simulator accepts unless told otherwise (it never expires)."""
+
+DEFAULT_CLIENT_ID = "sim-client"
+"""OAuth client id the token endpoint accepts unless told otherwise."""
+
+DEFAULT_CLIENT_SECRET = "sim-client-secret"
+"""OAuth client secret the token endpoint accepts unless told otherwise."""
+
+DEFAULT_USERNAME = "sim-user"
+"""User name the password grant accepts unless told otherwise."""
+
+DEFAULT_PASSWORD = "sim-password"
+"""Password the password grant accepts unless told otherwise."""
+
+DEFAULT_TOKEN_TTL_SECONDS = 3600.0
+"""Life of an access token from the token endpoint: an hour, as the API notes expect."""
 
 DEFAULT_START = "2026-01-01"
 """First local day of the data set when the options are built without one."""
@@ -33,6 +48,10 @@ class SimulatorOptions:
     ``dense_instants_per_day`` instants of ``dense_instant_size`` calls each, all at one
     millisecond, come on top of ``calls_per_day``; the first of each day is on its local
     midnight (see ``dense.py``).
+
+    ``token`` is accepted for ever; the token endpoint (``tokens.py``) issues tokens that live
+    ``token_ttl_seconds`` to the client ``client_id``/``client_secret`` and, with the password
+    grant, to the user ``username``/``password``.
     """
 
     seed: int = 7
@@ -45,6 +64,11 @@ class SimulatorOptions:
     now: str | None = None
     dense_instants_per_day: int = 0
     dense_instant_size: int = 0
+    token_ttl_seconds: float = DEFAULT_TOKEN_TTL_SECONDS
+    client_id: str = DEFAULT_CLIENT_ID
+    client_secret: str = field(default=DEFAULT_CLIENT_SECRET, repr=False)
+    username: str = DEFAULT_USERNAME
+    password: str = field(default=DEFAULT_PASSWORD, repr=False)
 
     def __post_init__(self) -> None:
         if self.days < 1:
@@ -55,6 +79,8 @@ class SimulatorOptions:
             raise OptionsError(f"users must be at least 1, got {self.users}")
         if not self.token:
             raise OptionsError("token must not be empty")
+        if not self.token_ttl_seconds > 0:
+            raise OptionsError(f"token_ttl_seconds must be above 0, got {self.token_ttl_seconds}")
         self._check_dense()
         self.zone()
         self.start_date()

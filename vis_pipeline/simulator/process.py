@@ -118,6 +118,19 @@ class SimulatorControl:
         """Add raw records, served as they are and visible at once."""
         self._call("POST", "/events", content=orjson.dumps(records))
 
+    def revoke_refresh_tokens(self, refresh_token: str | None = None) -> int:
+        """Revoke one refresh token, or every one issued so far; how many were live."""
+        body = {} if refresh_token is None else {"refresh_token": refresh_token}
+        return int(self._call("POST", "/oauth/revoke", content=orjson.dumps(body))["revoked"])
+
+    def expire_access_tokens(self) -> int:
+        """End the life of every access token issued so far; how many were live."""
+        return int(self._call("POST", "/oauth/expire")["expired"])
+
+    def issued_tokens(self) -> dict[str, list[str]]:
+        """``{"access_tokens": [...], "refresh_tokens": [...]}``: every token issued so far."""
+        return self._call("GET", "/oauth/tokens")
+
 
 class SimulatorProcess:
     """A simulator in a child process (``python -m vis_pipeline.simulator``).
@@ -141,6 +154,7 @@ class SimulatorProcess:
         self.token = options.token
         self.base_url = ""
         self.control_url = ""
+        self.token_url = ""
         self.pid: int | None = None
         self.control = SimulatorControl("http://unstarted")
         self._process: subprocess.Popen[bytes] | None = None
@@ -162,6 +176,11 @@ class SimulatorProcess:
             "--dense-instants-per-day": options.dense_instants_per_day,
             "--dense-instant-size": options.dense_instant_size,
             "--token": options.token,
+            "--token-ttl-seconds": options.token_ttl_seconds,
+            "--client-id": options.client_id,
+            "--client-secret": options.client_secret,
+            "--username": options.username,
+            "--password": options.password,
             "--host": self.host,
             "--port": self.port,
         }
@@ -192,6 +211,7 @@ class SimulatorProcess:
             raise
         self.base_url = announcement["base_url"]
         self.control_url = announcement["control_url"]
+        self.token_url = announcement["token_url"]
         self.pid = announcement["pid"]
         self.control = SimulatorControl(self.control_url)
         if self.behaviour is not None:

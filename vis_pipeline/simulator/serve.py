@@ -1,7 +1,8 @@
 """Serving the simulator on a loopback port, and its command line.
 
 ``main`` generates the data set, binds the socket (port 0 picks a free one), starts uvicorn on
-it and, once it listens, prints one JSON line ``{"base_url", "control_url", "pid"}`` to stdout.
+it and, once it listens, prints one JSON line ``{"base_url", "control_url", "token_url", "pid"}``
+to stdout.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from vis_pipeline.simulator.app import SimulatorApp
 from vis_pipeline.simulator.control import CONTROL_PREFIX
 from vis_pipeline.simulator.options import DEFAULT_TOKEN, SimulatorOptions, default_start
 from vis_pipeline.simulator.state import SimulatorState
+from vis_pipeline.simulator.tokens import TOKEN_PATH
 from vis_pipeline.spec import API_BASE_PATH
 
 DEFAULT_HOST = "127.0.0.1"
@@ -66,6 +68,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--users", type=int, default=defaults.users, help="users of the account")
     parser.add_argument("--tz", default=defaults.tz, help="local time zone (IANA name)")
     parser.add_argument("--token", default=DEFAULT_TOKEN, help="access token to accept")
+    parser.add_argument(
+        "--token-ttl-seconds",
+        type=float,
+        default=defaults.token_ttl_seconds,
+        help="life of an access token from the token endpoint",
+    )
+    parser.add_argument("--client-id", default=defaults.client_id, help="OAuth client id")
+    parser.add_argument(
+        "--client-secret", default=defaults.client_secret, help="OAuth client secret"
+    )
+    parser.add_argument("--username", default=defaults.username, help="password grant's user")
+    parser.add_argument("--password", default=defaults.password, help="password grant's password")
     parser.add_argument("--now", default=None, help="first clock reading (default: range end)")
     parser.add_argument(
         "--dense-instants-per-day",
@@ -96,6 +110,11 @@ def options_from_args(namespace: argparse.Namespace) -> SimulatorOptions:
         now=namespace.now,
         dense_instants_per_day=namespace.dense_instants_per_day,
         dense_instant_size=namespace.dense_instant_size,
+        token_ttl_seconds=namespace.token_ttl_seconds,
+        client_id=namespace.client_id,
+        client_secret=namespace.client_secret,
+        username=namespace.username,
+        password=namespace.password,
     )
 
 
@@ -110,19 +129,25 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def urls(host: str, port: int) -> tuple[str, str]:
-    """(API base URL, control URL) of a simulator listening on ``host``:``port``."""
+def urls(host: str, port: int) -> tuple[str, str, str]:
+    """(API base URL, control URL, token URL) of a simulator listening on ``host``:``port``."""
     netloc = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    return f"http://{netloc}{API_BASE_PATH}", f"http://{netloc}{CONTROL_PREFIX}"
+    root = f"http://{netloc}"
+    return f"{root}{API_BASE_PATH}", f"{root}{CONTROL_PREFIX}", f"{root}{TOKEN_PATH}"
 
 
 def serve(options: SimulatorOptions, host: str = DEFAULT_HOST, port: int = 0) -> None:
     """Generate the data set and serve it until interrupted (SIGINT/SIGTERM)."""
     app = SimulatorApp(SimulatorState.from_options(options))
     sock = bind(host, port)
-    base_url, control_url = urls(host, sock.getsockname()[1])
+    base_url, control_url, token_url = urls(host, sock.getsockname()[1])
     announcement = orjson.dumps(
-        {"base_url": base_url, "control_url": control_url, "pid": os.getpid()}
+        {
+            "base_url": base_url,
+            "control_url": control_url,
+            "token_url": token_url,
+            "pid": os.getpid(),
+        }
     )
     config = uvicorn.Config(
         app,

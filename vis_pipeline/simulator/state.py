@@ -1,4 +1,4 @@
-"""Everything one running simulator holds: truth, behaviour, webhooks, request statistics."""
+"""Everything one running simulator holds: truth, behaviour, webhooks, tokens, statistics."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 
 from vis_pipeline.simulator.behaviour import Injector
 from vis_pipeline.simulator.options import SimulatorOptions
+from vis_pipeline.simulator.tokens import TokenIssuer
 from vis_pipeline.simulator.truth import Truth
 from vis_pipeline.simulator.webhooks import WebhookStore
 
@@ -39,6 +40,7 @@ class SimulatorState:
     injector: Injector
     webhooks: WebhookStore
     stats: Stats
+    tokens: TokenIssuer
 
     @classmethod
     def from_options(cls, options: SimulatorOptions) -> SimulatorState:
@@ -51,6 +53,7 @@ class SimulatorState:
             injector=Injector(),
             webhooks=WebhookStore(truth.account["id"], owner["id"]),
             stats=Stats(),
+            tokens=TokenIssuer(options),
         )
 
     @property
@@ -67,9 +70,11 @@ class SimulatorState:
                 for operation, counts in sorted(self.stats.requests.items())
             },
             "faults": dict(sorted(self.injector.faults.items())),
+            "tokens": self.tokens.stats.to_json(),
         }
 
     def reset_stats(self) -> None:
-        """Forget request and fault counts."""
+        """Forget request, fault and token counts."""
         self.stats.reset()
         self.injector.faults.clear()
+        self.tokens.stats.reset()
