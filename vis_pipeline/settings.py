@@ -39,6 +39,12 @@ class Settings:
     timezone: str = field(default="UTC", metadata={"env": "VIS_TIMEZONE"})
     start_date: str = field(default=DEFAULT_START_DATE, metadata={"env": "VIS_START_DATE"})
     resync_days: int = field(default=2, metadata={"env": "VIS_RESYNC_DAYS"})
+    schedule_cron: str = field(default="15 0 * * *", metadata={"env": "VIS_SCHEDULE_CRON"})
+    """When the sync schedule ticks, in the reporting time zone: 00:15 local by default, late
+    enough that yesterday is over, early enough for morning reports."""
+    dagster_home: str = field(default="dagster_home", metadata={"env": "DAGSTER_HOME"})
+    """Dagster's instance folder (run history, schedules, the run queue); a relative path is
+    read from the working directory, so from the repository root it is the project's own."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

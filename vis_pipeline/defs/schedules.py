@@ -1,4 +1,8 @@
-"""The daily schedule: shortly after local midnight, sync yesterday and re-sync recent days."""
+"""The daily schedule: shortly after local midnight, sync yesterday and re-sync recent days.
+
+When it ticks is a setting (``VIS_SCHEDULE_CRON``, 00:15 local by default), so a test can make
+the daemon tick within a minute; the days a tick syncs depend only on the tick's local date.
+"""
 
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -6,9 +10,6 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 
 from vis_pipeline.defs.jobs import SYNC_JOB, range_tags
-
-DAILY_CRON = "15 0 * * *"
-"""00:15 local: late enough that yesterday is over, early enough for morning reports."""
 
 
 def scheduled_days(tick: datetime, tz: str, resync_days: int, first_day: date) -> tuple[date, date]:
@@ -18,13 +19,19 @@ def scheduled_days(tick: datetime, tz: str, resync_days: int, first_day: date) -
     return first, yesterday
 
 
-def build_daily_schedule(tz: str, resync_days: int, first_day: date) -> dg.ScheduleDefinition:
-    """A schedule that asks for one run covering the recent days, keyed by the tick's date."""
+def build_daily_schedule(
+    tz: str, resync_days: int, first_day: date, cron_schedule: str
+) -> dg.ScheduleDefinition:
+    """A schedule that asks for one run covering the recent days, keyed by the tick's date.
+
+    The run key makes a second tick of the same local day (a cron more often than daily)
+    launch nothing: the days it would sync were asked for already.
+    """
 
     @dg.schedule(
         name="daily_sync",
         job_name=SYNC_JOB,
-        cron_schedule=DAILY_CRON,
+        cron_schedule=cron_schedule,
         execution_timezone=tz,
         description=f"Syncs yesterday and re-syncs the {resync_days} days before it.",
     )
