@@ -1,30 +1,48 @@
-"""The ``vis-pipeline`` command: simulate, sync, status, demo.
+"""The ``vis-pipeline`` command: simulate, sync, status, export, demo, ui.
 
 Expected failures (bad input, an unreachable API, a rejected token) print one clear line and
 exit non-zero (2 for usage errors); tracebacks are for bugs only.
+
+Settings come from the environment and the ``.env`` of the working directory, read the way
+Dagster reads it (see :mod:`vis_pipeline.envfile`), so the command and the UI agree.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import signal
+import subprocess
 import sys
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, date, datetime, timedelta
 from importlib.resources import files
 from pathlib import Path
 
+from vis_pipeline.envfile import (
+    env_file,
+    project_environment,
+    write_demo_env_file,
+    written_by_demo,
+)
 from vis_pipeline.settings import Settings, SettingsError
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 
-DEFAULT_DAGSTER_HOME = Path("dagster_home")
-"""Dagster's home when DAGSTER_HOME is not set: relative to the working directory, like the
-warehouse (from the repository root, the project's committed folder)."""
+CODE_LOCATION = "vis_pipeline.defs"
+"""The module Dagster loads the code location from (``Definitions`` built from settings)."""
+
+QUIET_DAGSTER_WARNINGS = (
+    "ignore:Parameter `backfill_policy`",
+    "ignore:Function `dev_command` is superseded",
+)
+"""``PYTHONWARNINGS`` filters for the UI's processes: Dagster repeats these on every load (the
+single-run backfill policy is beta; ``dagster dev`` has a successor) and they are not the user's
+concern."""
 
 DAGSTER_DEFAULTS = "vis_pipeline.dagster_defaults"
 """The package whose ``dagster.yaml`` holds the default instance settings (the run queue)."""
@@ -82,6 +100,15 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="simulator + sync + summary, no setup needed")
     demo.add_argument("--days", type=int, default=30)
     demo.add_argument("--calls-per-day", type=int, default=1000)
+    demo.add_argument(
+        "--serve",
+        action="store_true",
+        help="keep the simulator running afterwards (until Ctrl-C), so the UI can run more",
+    )
+
+    ui = commands.add_parser("ui", help="the Dagster UI and daemon on this project's instance")
+    ui.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    ui.add_argument("--port", type=int, default=3000, help="port to listen on")
     return parser
 
 
@@ -91,6 +118,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        if args.command == "demo":
+            # The demo writes its own .env: the file of an earlier demo must not steer it.
+            settings = Settings.from_env()
+            return run_demo(settings, args.days, args.calls_per_day, serve=args.serve)
+        environment = project_environment()
+        if environment != dict(os.environ):
+            _restart_with(environment, argv)
         settings = Settings.from_env()
         if args.command == "simulate":
             from vis_pipeline.simulator.process import main as simulate
@@ -106,7 +140,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.last < args.first:
                 raise UsageError(f"--to {args.last} is before --from {args.first}")
             return run_export(settings, args.report, args.first, args.last, args.fmt, args.output)
-        return run_demo(settings, args.days, args.calls_per_day)
+        return run_ui(settings, args.host, args.port)
     except (UsageError, SettingsError) as exc:
         print(f"vis-pipeline: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -114,19 +148,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-def ensure_dagster_home() -> Path:
-    """DAGSTER_HOME, defaulting to ``dagster_home/``, so runs show in ``dagster dev``.
+def _restart_with(environment: dict[str, str], argv: Sequence[str] | None) -> None:
+    """Start this command again with ``environment`` (the ``.env`` applied), replacing this process.
+
+    Dagster applies ``.env`` to its whole process, and the resources read the token as an
+    ``EnvVar`` from the process environment; the project never writes ``os.environ``, so the
+    command starts again with it instead. Once only: then nothing differs.
+    """
+    arguments = list(argv if argv is not None else sys.argv[1:])
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, [sys.executable, "-m", "vis_pipeline.cli", *arguments], environment)
+
+
+def ensure_dagster_home(settings: Settings) -> Path:
+    """DAGSTER_HOME (``dagster_home/`` of the working directory by default), as an absolute path.
 
     A home without instance settings gets the packaged defaults: a wheel install has no
     checkout to copy them from, and without them runs would not queue for the one DuckDB writer.
     """
-    home = Path(os.environ.get("DAGSTER_HOME") or DEFAULT_DAGSTER_HOME).resolve()
+    home = Path(settings.dagster_home).resolve()
     home.mkdir(parents=True, exist_ok=True)
     instance_settings = home / "dagster.yaml"
     if not instance_settings.exists():
         defaults = files(DAGSTER_DEFAULTS).joinpath("dagster.yaml")
         instance_settings.write_text(defaults.read_text(encoding="utf-8"), encoding="utf-8")
-    os.environ["DAGSTER_HOME"] = str(home)
     return home
 
 
@@ -145,9 +191,9 @@ def run_sync(settings: Settings, first: date, last: date, *, full: bool = False)
     latest = datetime.now(UTC).date() + timedelta(days=1)
     if last > latest:
         raise UsageError(f"--to {last} is in the future")
-    ensure_dagster_home()
+    home = ensure_dagster_home(settings)
     job = build_definitions(settings).resolve_job_def(SYNC_JOB)
-    with dg.DagsterInstance.get() as instance:
+    with dg.DagsterInstance.from_config(str(home)) as instance:
         result = job.execute_in_process(
             instance=instance,
             tags=range_tags(first, last),
@@ -243,11 +289,24 @@ def run_export(
     return EXIT_OK
 
 
-def run_demo(settings: Settings, days: int, calls_per_day: int) -> int:
-    """Start a simulator, sync its whole range through Dagster, and say where to look."""
+def run_demo(settings: Settings, days: int, calls_per_day: int, *, serve: bool = False) -> int:
+    """Start a simulator, sync its whole range through Dagster, and say where to look.
+
+    The sync is the user's own command, run with the simulator's address and token in its
+    environment: the demo shows exactly what ``vis-pipeline sync`` does, and the token never
+    enters this process's environment. The same values go to ``.env``, so that ``vis-pipeline
+    ui`` (and any command) started from this folder reproduces the demo; with ``serve`` the
+    simulator stays up until Ctrl-C, so the UI can run more partitions, backfills and checks.
+    """
     from vis_pipeline.simulator.process import SimulatorOptions, SimulatorProcess
 
+    if not written_by_demo(env_file()):
+        raise UsageError(
+            f"{env_file()} holds settings the demo did not write; the demo will not replace "
+            "them: run it from another folder"
+        )
     first = datetime.now(UTC).date() - timedelta(days=days)
+    last = first + timedelta(days=days - 1)
     options = SimulatorOptions(
         start=first.isoformat(),
         days=days,
@@ -257,27 +316,98 @@ def run_demo(settings: Settings, days: int, calls_per_day: int) -> int:
     )
     print(f"starting the VIS simulator: {days} days x ~{calls_per_day} calls a day")
     with SimulatorProcess(options) as sim:
-        os.environ.update(
-            VIS_BASE_URL=sim.base_url, VIS_ACCESS_TOKEN=sim.token, VIS_START_DATE=first.isoformat()
+        demo_settings = replace(
+            settings,
+            base_url=sim.base_url,
+            access_token=sim.token,
+            start_date=first.isoformat(),
+            warehouse=str(settings.warehouse_path.resolve()),
+            dagster_home=str(ensure_dagster_home(settings)),
         )
-        demo_settings = Settings.from_env()
-        outcome = run_sync(demo_settings, first, first + timedelta(days=days - 1))
-        code = _print_sync(outcome)
-    if code != EXIT_OK:
-        return code
-    show_status(demo_settings)
-    last = first + timedelta(days=days - 1)
-    page = Path("exports") / f"dashboard_{first.isoformat()}_{last.isoformat()}.html"
-    if run_export(demo_settings, "dashboard", first, last, "html", page) != EXIT_OK:
-        return EXIT_FAILED
+        demo_variables = demo_environment(demo_settings)
+        write_demo_env_file(env_file(), demo_variables)
+        command = [sys.executable, "-m", "vis_pipeline.cli", "sync"]
+        command += ["--from", first.isoformat(), "--to", last.isoformat()]
+        environment = {**os.environ, **demo_variables}
+        code = subprocess.run(command, env=environment, check=False).returncode
+        if code != EXIT_OK:
+            return code
+        show_status(demo_settings)
+        page = Path("exports") / f"dashboard_{first.isoformat()}_{last.isoformat()}.html"
+        if run_export(demo_settings, "dashboard", first, last, "html", page) != EXIT_OK:
+            return EXIT_FAILED
+        _print_where_to_look(demo_settings, page, serving=serve)
+        if serve:
+            _wait_for_stop_signal()
+    return EXIT_OK
+
+
+DEMO_SETTINGS = ("base_url", "access_token", "start_date", "timezone", "warehouse", "dagster_home")
+"""The settings that reproduce the demo: its simulator, token, days, zone and files."""
+
+
+def demo_environment(settings: Settings) -> dict[str, str]:
+    """The variables (and values) of the demo's settings, as ``.env`` and its sync get them."""
+    return {
+        spec.metadata["env"]: str(getattr(settings, spec.name))
+        for spec in fields(settings)
+        if spec.name in DEMO_SETTINGS
+    }
+
+
+def _print_where_to_look(settings: Settings, page: Path, *, serving: bool) -> None:
     print(
         "\nwhere to look:\n"
         f"  report page: {page.resolve()}\n"
-        f"  warehouse:   {demo_settings.warehouse}  (tables documented in docs/tables.md)\n"
-        f"  Dagster UI:  DAGSTER_HOME={os.environ['DAGSTER_HOME']} dagster dev"
-        f"  (run {outcome.run_id})"
+        f"  warehouse:   {settings.warehouse}  (tables documented in docs/tables.md)\n"
+        f"  Dagster UI:  vis-pipeline ui  (from this folder: {env_file().name} holds the demo's"
+        " settings)"
     )
-    return EXIT_OK
+    if serving:
+        print(
+            f"\nserving the simulator at {settings.base_url} until Ctrl-C: in the UI, materialise"
+            " more partitions, launch a backfill or execute a check",
+            flush=True,
+        )
+    else:
+        print("  (the simulator has stopped: `vis-pipeline demo --serve` keeps it up for the UI)")
+
+
+def _wait_for_stop_signal() -> None:
+    """Block until Ctrl-C or SIGTERM, either of which ends the demo the same quiet way."""
+    stopping = {signal.SIGINT, signal.SIGTERM}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, stopping)
+    try:
+        signal.sigwait(stopping)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def run_ui(settings: Settings, host: str, port: int) -> int:
+    """Become ``dagster dev`` on the project's code location and DAGSTER_HOME.
+
+    ``dagster dev`` runs the webserver and the daemon (schedules, backfills, the run queue) and
+    reads the same ``.env``; replacing this process lets Ctrl-C reach it directly, so it stops
+    its own children. Returns only if it cannot be started.
+    """
+    home = ensure_dagster_home(settings)
+    command = [sys.executable, "-m", "dagster", "dev", "-m", CODE_LOCATION]
+    command += ["--host", host, "--port", str(port)]
+    environment = {**os.environ, "DAGSTER_HOME": str(home)}
+    environment["PYTHONWARNINGS"] = ",".join(
+        filter(None, [os.environ.get("PYTHONWARNINGS"), *QUIET_DAGSTER_WARNINGS])
+    )
+    print(
+        f"Dagster UI on http://{host}:{port}  (instance {home}, location {CODE_LOCATION})",
+        flush=True,
+    )
+    sys.stderr.flush()
+    # A shell script's background job starts with SIGINT ignored, and dagster dev maps SIGTERM
+    # to its SIGINT handler: left so, nothing but SIGKILL (which strands its children) stops it.
+    for stop in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop, signal.SIG_DFL)
+    os.execve(sys.executable, command, environment)
+    return EXIT_FAILED
 
 
 if __name__ == "__main__":
