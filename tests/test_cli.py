@@ -35,9 +35,14 @@ def fortnight() -> Iterator[SimulatorProcess]:
 
 @pytest.fixture
 def pipeline_env(
-    monkeypatch: pytest.MonkeyPatch, dagster_home: Path, warehouse_path: Path
+    monkeypatch: pytest.MonkeyPatch, dagster_home: Path, warehouse_path: Path, tmp_path: Path
 ) -> pytest.MonkeyPatch:
-    """Environment of a pipeline pointed at nothing yet: tests add the API and time zone."""
+    """Environment of a pipeline pointed at nothing yet: tests add the API and time zone.
+
+    The working directory is the test's own: a ``.env`` left in the checkout by a demo would
+    otherwise steer the command (and make it start again, replacing the test's process).
+    """
+    monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("VIS_WAREHOUSE", str(warehouse_path))
     monkeypatch.setenv("VIS_START_DATE", "2026-01-01")
     return monkeypatch
@@ -171,3 +176,82 @@ def test_a_sync_killed_midway_then_run_again_equals_the_truth(
         assert main(args) == 0
         truth = truth_between(sim, FIRST, LAST, "UTC")
     assert_same_events(warehouse_events(warehouse_path), expected_events(truth, "UTC"))
+
+
+def project_free_environment(**values: str) -> dict[str, str]:
+    """This process's environment without any project or Dagster setting, plus ``values``."""
+    kept = {k: v for k, v in os.environ.items() if not k.startswith(("VIS_", "DAGSTER_"))}
+    return {**kept, **values}
+
+
+def test_the_env_file_gives_the_settings_and_the_token_and_wins_as_in_dagster(
+    fortnight: SimulatorProcess, tmp_path: Path
+) -> None:
+    warehouse = tmp_path / "from-env-file.duckdb"
+    (tmp_path / ".env").write_text(
+        f"VIS_BASE_URL={fortnight.base_url}\n"
+        f"VIS_ACCESS_TOKEN={fortnight.token}\n"
+        f"VIS_WAREHOUSE={warehouse}\n"
+        "VIS_START_DATE=2026-01-01\n"
+        f"DAGSTER_HOME={tmp_path / 'home'}\n"
+    )
+    # The environment says otherwise: the file wins, as it does for `dagster dev`.
+    environment = project_free_environment(VIS_WAREHOUSE=str(tmp_path / "not-this.duckdb"))
+    args = ["sync", "--from", FIRST.isoformat(), "--to", FIRST.isoformat()]
+    done = subprocess.run(
+        [sys.executable, "-m", "vis_pipeline.cli", *args],
+        cwd=tmp_path,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert not (tmp_path / "not-this.duckdb").exists()
+    assert (tmp_path / "home" / "dagster.yaml").exists()
+    truth = truth_between(fortnight, FIRST, FIRST, "UTC")
+    assert_same_events(warehouse_events(warehouse), expected_events(truth, "UTC"))
+
+
+def test_the_demo_will_not_replace_an_env_file_it_did_not_write(
+    pipeline_env: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    own = "VIS_BASE_URL=https://example.invalid/vis\nVIS_ACCESS_TOKEN=real-secret\n"
+    (tmp_path / ".env").write_text(own)
+    assert main(["demo", "--days", "1", "--calls-per-day", "10"]) == 2
+    assert (tmp_path / ".env").read_text() == own
+    err = capsys.readouterr().err
+    assert ".env" in err and "real-secret" not in err
+
+
+def test_a_schedule_cron_that_is_not_one_is_refused_naming_the_variable(
+    pipeline_env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pipeline_env.setenv("VIS_SCHEDULE_CRON", "every morning")
+    assert main(["status"]) == 2
+    assert "VIS_SCHEDULE_CRON" in capsys.readouterr().err
+
+
+def test_ui_becomes_dagster_dev_on_the_projects_home_with_the_same_settings(
+    pipeline_env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    pipeline_env.delenv("DAGSTER_HOME")
+    pipeline_env.setenv("VIS_TIMEZONE", "America/New_York")
+    became: dict[str, object] = {}
+
+    def execve(path: str, argv: list[str], env: dict[str, str]) -> None:
+        became.update(path=path, argv=argv, env=env)
+
+    pipeline_env.setattr(os, "execve", execve)
+    # Nor may it reset the test process's own handling of Ctrl-C.
+    pipeline_env.setattr(signal, "signal", lambda *_: None)
+    main(["ui", "--port", "3999"])
+    argv, env = became["argv"], became["env"]
+    assert isinstance(argv, list) and isinstance(env, dict)
+    dev = ["-m", "dagster", "dev", "-m", "vis_pipeline.defs", "--host", "127.0.0.1"]
+    assert argv[1:] == [*dev, "--port", "3999"]
+    # The project's own home, seeded with its instance settings (the run queue).
+    assert env["DAGSTER_HOME"] == str(tmp_path / "dagster_home")
+    assert "QueuedRunCoordinator" in (tmp_path / "dagster_home" / "dagster.yaml").read_text()
+    assert env["VIS_TIMEZONE"] == "America/New_York"
