@@ -180,11 +180,14 @@ def run_sync(settings: Settings, first: date, last: date, *, full: bool = False)
     """Materialise the events of local days ``first``..``last`` as one Dagster run."""
     import dagster as dg
 
+    from vis_pipeline.auth import has_credentials
     from vis_pipeline.defs import build_definitions
     from vis_pipeline.defs.jobs import SYNC_JOB, range_tags
 
-    if not settings.access_token:
-        raise UsageError("VIS_ACCESS_TOKEN is not set (the API needs a bearer token)")
+    if not has_credentials(settings):
+        raise UsageError(
+            "no credentials: set VIS_ACCESS_TOKEN, VIS_TOKEN_URL (OAuth 2.0) or VIS_TOKEN_COMMAND"
+        )
     earliest = date.fromisoformat(settings.start_date)
     if first < earliest:
         raise UsageError(f"--from {first} is before VIS_START_DATE ({earliest})")

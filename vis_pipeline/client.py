@@ -1,69 +1,49 @@
-"""The VIS API client: one httpx client and its connection pool, typed calls, retries, windows.
+"""The VIS API client: one httpx client and its connection pool, typed calls, retries.
 
 Every operation of the spec has a method with a Python name; the wire names (``getRoles``,
 ``callUnold``...) come from the spec's operation table and stay on the wire. Answers are the
 API's JSON, unchanged. The access token lives in one request header and is scrubbed from every
-message this module writes. A client is safe to share between threads.
+message this module writes. Tokens come from a provider (``vis_pipeline.auth``): a request
+refused with a 401 is sent once more with a renewed token, if the provider has a newer one.
+A client is safe to share between threads. What to ask for, window by window, is the
+extraction's business (``vis_pipeline.extract``), not the client's.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import urllib.request
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Any, TypeVar, overload
+from datetime import datetime
+from typing import Any
 from urllib.parse import quote
 
 import httpx
 import orjson
 
-from vis_pipeline.extract import (
-    PagingProfile,
-    Tally,
-    VISIncompleteWindow,
-    WindowExtractor,
-    WindowResult,
-    WindowStats,
-    to_epoch_ms,
+from vis_pipeline.auth import (
+    StaticToken,
+    TokenProvider,
+    scrub_secrets,
+    secrets_of,
+    token_provider,
 )
-from vis_pipeline.retry import BodyError, RetryBudget, RetryPolicy, VISError, VISRetriesExhausted
+from vis_pipeline.errors import (
+    VISAPIError,
+    VISAuthError,
+    VISBadRequest,
+    VISNotFound,
+    VISRetriesExhausted,
+    VISTransportError,
+)
+from vis_pipeline.records import to_epoch_ms
+from vis_pipeline.retry import BodyError, RetryBudget, RetryPolicy
+from vis_pipeline.settings import DEFAULTS, Settings
 from vis_pipeline.spec import operations
 
-_T = TypeVar("_T")
-
-__all__ = [
-    "ClientSettings",
-    "VISAPIError",
-    "VISAuthError",
-    "VISBadRequest",
-    "VISClient",
-    "VISError",
-    "VISIncompleteWindow",
-    "VISNotFound",
-    "VISRetriesExhausted",
-    "VISTransportError",
-    "WindowResult",
-    "WindowStats",
-]
-
 LOGGER = logging.getLogger("vis_pipeline.client")
-
-DEFAULT_PAGE_SIZE = 100
-"""Events asked for per page (the server may honour fewer)."""
-
-DEFAULT_CONCURRENCY = 8
-"""Requests in flight at most, and connections kept open."""
-
-DEFAULT_TIMEOUT = 10.0
-"""Seconds allowed for each of connect, write, read and pool wait, per request."""
-
-DEFAULT_MAX_PAGES_PER_WINDOW = 50
-"""Pages one range may need before it is split in halves by time."""
-
-DEFAULT_EDGE_MARGIN_MS = 1000
-"""Milliseconds queried beyond each window edge, so either edge reading gives the same events."""
 
 AUTH_STATUSES: frozenset[int] = frozenset({401, 403})
 """Statuses meaning the token was refused: never retried."""
@@ -77,8 +57,8 @@ IDEMPOTENT_METHODS: frozenset[str] = frozenset({"GET", "HEAD", "PUT", "DELETE", 
 DEFAULT_RETRY_POLICY = RetryPolicy()
 """Retry policy of a client built without one (frozen, so one instance serves all)."""
 
-REDACTED = "[redacted]"
-"""What a secret is replaced with in any text this module produces."""
+_QUERY_SAFE = ",-_.~"
+"""Characters a query value keeps as they are (the spec's lists are comma-separated)."""
 
 MAX_ERROR_TEXT = 300
 """Characters of an unexpected error body quoted in an exception message."""
@@ -86,69 +66,33 @@ MAX_ERROR_TEXT = 300
 _JSON_HEADERS = {"Content-Type": "application/json"}
 
 
-class VISTransportError(VISError):
-    """An exchange failed in a way that is not safe or not useful to repeat."""
+class Tally:
+    """Requests, retries and pages spent on one piece of work (thread-safe)."""
 
+    __slots__ = ("_lock", "fetched", "pages", "requests", "retries")
 
-class VISAPIError(VISError):
-    """The API answered with an error status."""
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.requests = 0
+        self.retries = 0
+        self.pages = 0
+        self.fetched = 0
 
-    def __init__(
-        self,
-        operation: str,
-        status: int,
-        error_code: str | None = None,
-        error_message: str | None = None,
-        errors: list[dict[str, Any]] | None = None,
-    ) -> None:
-        self.operation = operation
-        self.status = status
-        self.error_code = error_code
-        self.error_message = error_message
-        self.errors = errors or []
-        super().__init__(self._message())
+    def add_request(self) -> None:
+        """Count one HTTP request sent (retries included)."""
+        with self._lock:
+            self.requests += 1
 
-    def __reduce__(self) -> tuple[Any, ...]:
-        # Rebuilt from its fields (the default would pass only the message to __init__).
-        return (
-            type(self),
-            (self.operation, self.status, self.error_code, self.error_message, self.errors),
-            self.__dict__,
-        )
+    def add_retry(self) -> None:
+        """Count one repeated request."""
+        with self._lock:
+            self.retries += 1
 
-    def _message(self) -> str:
-        text = f"{self.operation}: HTTP {self.status}"
-        if self.error_code:
-            text += f" {self.error_code}"
-        if self.error_message:
-            text += f": {self.error_message}"
-        details = [
-            f"{item.get('field')}: {item.get('message')}"
-            for item in self.errors
-            if isinstance(item, dict) and str(item.get("message")) not in text
-        ]
-        if details:
-            text += f" ({'; '.join(details)})"
-        return text
-
-
-class VISBadRequest(VISAPIError):
-    """400 or 422: the API refused the request's parameters or body."""
-
-
-class VISNotFound(VISAPIError):
-    """404: no such resource."""
-
-
-class VISAuthError(VISAPIError):
-    """401 or 403: the access token was rejected (expired, revoked or not allowed)."""
-
-    def _message(self) -> str:
-        return (
-            f"{self.operation}: HTTP {self.status}: the access token was rejected "
-            "(expired, revoked or lacking permission); not retried"
-            + (f" [{self.error_code}]" if self.error_code else "")
-        )
+    def add_page(self, records: int) -> None:
+        """Count one page received with ``records`` records."""
+        with self._lock:
+            self.pages += 1
+            self.fetched += records
 
 
 def _error_class(status: int) -> type[VISAPIError]:
@@ -159,17 +103,6 @@ def _error_class(status: int) -> type[VISAPIError]:
     if status == 404:
         return VISNotFound
     return VISAPIError
-
-
-def scrub_secrets(text: str, secrets: Iterable[str]) -> str:
-    """``text`` without any secret, also in the escaped spellings repr() gives them."""
-    for secret in secrets:
-        if not secret:
-            continue
-        spellings = {secret, repr(secret)[1:-1], repr(secret.encode("utf-8", "replace"))[2:-1]}
-        for spelling in sorted(spellings, key=len, reverse=True):
-            text = text.replace(spelling, REDACTED)
-    return text
 
 
 def _describe(exc: BaseException) -> str:
@@ -204,11 +137,14 @@ def _filters(
     }
 
 
-def _plain_word(value: str) -> str:
-    """``value`` when it can go into a query string as it is (letters only), else ValueError."""
-    if not (value.isascii() and value.isalpha()):
-        raise ValueError(f"not a plain word: {value!r}")
-    return value
+def _query_string(**values: Any) -> str:
+    """The query string of the values that are set, built by hand: it is the hot path of every
+    page, and httpx's own parameter handling costs more than the page's parsing."""
+    return "&".join(
+        f"{name}={value}" if type(value) is int else f"{name}={quote(str(value), safe=_QUERY_SAFE)}"
+        for name, value in values.items()
+        if value is not None
+    )
 
 
 def _query(**values: Any) -> dict[str, Any]:
@@ -217,33 +153,47 @@ def _query(**values: Any) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class ClientSettings:
-    """Everything it takes to build the same client in another process (token included).
+    """Everything it takes to build the same client in another process (credentials included).
 
-    The token is left out of the repr; the object crosses to a child process through a pipe,
-    never through a command line or the environment. The client built from it has a retry
+    ``token`` is a static token, or the provider the client's tokens come from (pickled as its
+    configuration and the access token it holds, see ``vis_pipeline.auth``). It is left out of
+    the repr; the object crosses to a child process through a pipe, never through a command
+    line or the environment. The clients built from it share its provider, and each has a retry
     budget of its own.
     """
 
     base_url: str
-    token: str = field(repr=False)
-    page_size: int = DEFAULT_PAGE_SIZE
-    concurrency: int = DEFAULT_CONCURRENCY
-    timeout: float = DEFAULT_TIMEOUT
+    token: str | TokenProvider = field(repr=False)
+    concurrency: int = DEFAULTS.concurrency
+    timeout: float = DEFAULTS.timeout_seconds
     retry: RetryPolicy = DEFAULT_RETRY_POLICY
-    max_pages_per_window: int = DEFAULT_MAX_PAGES_PER_WINDOW
-    edge_margin_ms: int = DEFAULT_EDGE_MARGIN_MS
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, provider: TokenProvider | None = None
+    ) -> ClientSettings:
+        """The client the project's settings describe (with ``provider``, when given, rather
+        than a new one: clients that share a provider share its tokens)."""
+        return cls(
+            settings.base_url,
+            provider or token_provider(settings),
+            concurrency=settings.concurrency,
+            timeout=settings.timeout_seconds,
+            retry=RetryPolicy(max_attempts=settings.max_retries + 1),
+        )
+
+    def secrets(self) -> tuple[str, ...]:
+        """The secrets these settings hold now (credentials and tokens), to keep out of text."""
+        return secrets_of(self.token)
 
     def client(self) -> VISClient:
         """A new client with these settings."""
         return VISClient(
             self.base_url,
             self.token,
-            page_size=self.page_size,
             concurrency=self.concurrency,
             timeout=self.timeout,
             retry=self.retry,
-            max_pages_per_window=self.max_pages_per_window,
-            edge_margin_ms=self.edge_margin_ms,
         )
 
 
@@ -253,55 +203,39 @@ class VISClient:
     def __init__(
         self,
         base_url: str,
-        token: str,
+        token: str | TokenProvider,
         *,
-        page_size: int = DEFAULT_PAGE_SIZE,
-        concurrency: int = DEFAULT_CONCURRENCY,
-        timeout: float = DEFAULT_TIMEOUT,
+        concurrency: int = DEFAULTS.concurrency,
+        timeout: float = DEFAULTS.timeout_seconds,
         retry: RetryPolicy = DEFAULT_RETRY_POLICY,
-        max_pages_per_window: int = DEFAULT_MAX_PAGES_PER_WINDOW,
-        edge_margin_ms: int = DEFAULT_EDGE_MARGIN_MS,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        if not (token.isascii() and token.isprintable()):
+        if isinstance(token, str) and not (token.isascii() and token.isprintable()):
             # Said without the token: it must not reach any message.
             raise ValueError("the access token holds characters an HTTP header cannot carry")
+        if concurrency < 1 or not timeout > 0:
+            raise ValueError(
+                f"concurrency must be >= 1 and timeout > 0, got {concurrency}, {timeout}"
+            )
         self._base_url = base_url.rstrip("/")
-        self._secrets: tuple[str, ...] = (token,) if token else ()
+        self._auth: TokenProvider = StaticToken(token) if isinstance(token, str) else token
         # A client on a transport of its caller's, or retrying with a clock or randomness of
         # its caller's, would not behave the same if rebuilt in another process.
         self._settings = (
             None
             if transport is not None or not retry.portable
             else ClientSettings(
-                self._base_url,
-                token,
-                page_size=page_size,
-                concurrency=concurrency,
-                timeout=timeout,
-                retry=retry,
-                max_pages_per_window=max_pages_per_window,
-                edge_margin_ms=edge_margin_ms,
+                self._base_url, token, concurrency=concurrency, timeout=timeout, retry=retry
             )
         )
         self._retry = retry
         self._budget: RetryBudget = retry.new_budget()
         self._operations = operations()
-        # Checks the numbers before any connection exists.
-        self._extractor = WindowExtractor(
-            self,
-            page_size=page_size,
-            concurrency=concurrency,
-            max_pages_per_window=max_pages_per_window,
-            edge_margin_ms=edge_margin_ms,
-        )
-        # Every request of an extraction runs on a pool of ``concurrency`` threads.
+        # An extraction sends at most ``concurrency`` requests at once: one connection each.
         limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-        self._headers = {
-            "Authorization": f"Bearer {token}",
-            "Accept": "application/json",
-            "Accept-Encoding": "gzip, deflate",
-        }
+        self._headers = {"Accept": "application/json", "Accept-Encoding": "gzip, deflate"}
+        # The headers of the last token seen: a tuple swapped whole, read without a lock.
+        self._token_headers: tuple[str, dict[str, str]] = ("", self._headers)
         client_timeout = httpx.Timeout(timeout)
         self._extensions = {"timeout": client_timeout.as_dict()}
         self._direct: httpx.BaseTransport | None = None
@@ -328,8 +262,7 @@ class VISClient:
         self.close()
 
     def close(self) -> None:
-        """Stop the worker threads and close the connections."""
-        self._extractor.close()
+        """Close the connections."""
         self._http.close()
 
     def __repr__(self) -> str:
@@ -350,11 +283,6 @@ class VISClient:
         """The retries this client has left."""
         return self._budget
 
-    @property
-    def paging_profile(self) -> PagingProfile | None:
-        """How the server was found to page (None before the first non-empty window)."""
-        return self._extractor.profile
-
     # -- transport -------------------------------------------------------------------------
 
     def _call(
@@ -369,7 +297,12 @@ class VISClient:
         tally: Tally | None = None,
         secrets: tuple[str, ...] = (),
     ) -> Any:
-        """Send one operation (retrying what is worth retrying) and return its parsed body."""
+        """Send one operation (retrying what is worth retrying) and return its parsed body.
+
+        A 401 is answered once with a renewed token, when the provider has a newer one than
+        the request carried: of many requests refused for the same expired token, the first
+        renews it and the others are sent again with its result.
+        """
         method, template = self._operations[operation]
         path = template
         if resource_id is not None:
@@ -378,19 +311,22 @@ class VISClient:
         url = httpx.URL(f"{self._base_url}{path}?{query}" if query else self._base_url + path)
         content = orjson.dumps(body) if body is not None else None
         headers = _JSON_HEADERS if content is not None else None
-        secrets = self._secrets + tuple(s for s in secrets if s)
+        extra = tuple(s for s in secrets if s)
         idempotent = method in IDEMPOTENT_METHODS
         policy = self._retry
         attempt = 0
+        renewed = False
         while True:
             attempt += 1
+            # Outside the handler below: a token that cannot be had is never retried here.
+            token = self._auth.token()
             self._budget.record_request()
             if tally is not None:
                 tally.add_request()
             retry_after: str | None = None
             failure: Exception | None = None
             try:
-                response = self._send(method, url, params, content, headers)
+                response = self._send(method, url, params, content, headers, token)
                 LOGGER.debug("%s %s: HTTP %d", method, url, response.status_code)
                 if response.status_code < 300:
                     return _decode(response, expect)
@@ -399,13 +335,19 @@ class VISClient:
             # Raised outside the handler and never chained: the raw exception's text may hold
             # what was sent (httpx quotes a refused header value whole).
             if failure is not None:
-                cause = scrub_secrets(_describe(failure), secrets)
+                cause = scrub_secrets(_describe(failure), self._auth.secrets() + extra)
                 if not policy.retries_exception(failure, idempotent=idempotent):
                     raise VISTransportError(f"{operation}: {cause}; not retried") from None
             else:
                 status = response.status_code
+                if status == 401 and not renewed and self._auth.refresh(token) != token:
+                    # The token ran out under this request: the same attempt, once more.
+                    renewed = True
+                    attempt -= 1
+                    LOGGER.info("%s: HTTP 401; sending it again with a renewed token", operation)
+                    continue
                 if not policy.retries_status(status):
-                    raise _api_error(operation, response, secrets)
+                    raise _api_error(operation, response, self._auth.secrets() + extra)
                 cause = f"HTTP {status}"
                 retry_after = response.headers.get("Retry-After")
             if attempt >= policy.max_attempts:
@@ -434,16 +376,20 @@ class VISClient:
         params: dict[str, Any] | None,
         content: bytes | None,
         headers: dict[str, str] | None,
+        token: str,
     ) -> httpx.Response:
-        """One exchange, its body read in full, with the client's headers and timeout."""
+        """One exchange, its body read in full, with the client's headers, ``token`` and
+        timeout."""
+        common = self._headers_for(token)
         if self._direct is None:
-            return self._http.request(method, url, params=params, content=content, headers=headers)
+            merged = {**common, **headers} if headers else common
+            return self._http.request(method, url, params=params, content=content, headers=merged)
         request = httpx.Request(
             method,
             url,
             params=params,
             content=content,
-            headers={**self._headers, **headers} if headers else self._headers,
+            headers={**common, **headers} if headers else common,
             extensions=self._extensions,
         )
         response = self._direct.handle_request(request)
@@ -453,97 +399,16 @@ class VISClient:
             response.close()
         return response
 
-    # -- window extraction -----------------------------------------------------------------
+    def _headers_for(self, token: str) -> dict[str, str]:
+        """The client's headers with ``token``, built once per token rather than per request."""
+        known, headers = self._token_headers
+        if known == token:
+            return headers
+        headers = {**self._headers, "Authorization": f"Bearer {token}"}
+        self._token_headers = (token, headers)
+        return headers
 
-    def count_range(
-        self, from_ms: int, to_ms: int, tally: Tally | None = None, *, direction: str | None = None
-    ) -> int:
-        """getEventsCount over ``(from_ms, to_ms)`` as an int (edges read as the server does)."""
-        query = f"fromDate={int(from_ms)}&toDate={int(to_ms)}"
-        if direction is not None:
-            query += f"&direction={_plain_word(direction)}"
-        body = self._call("getEventsCount", query=query, tally=tally)
-        count = body.get("count")
-        if type(count) is not int or count < 0:
-            raise VISTransportError(f"getEventsCount: answer without a usable count: {count!r}")
-        return count
-
-    def fetch_page(
-        self,
-        from_ms: int,
-        to_ms: int,
-        page: int,
-        size: int,
-        tally: Tally | None = None,
-        *,
-        probe: bool = False,
-        order: str = "ASC",
-        sort: str = "startTime",
-        direction: str | None = None,
-    ) -> list[Any] | None:
-        """One listEvents page; a probe returns None when the page is refused (a 400)."""
-        # Built by hand: this is the hot request, and every value is a plain integer or word.
-        query = (
-            f"fromDate={int(from_ms)}&toDate={int(to_ms)}&offset={int(page)}&size={int(size)}"
-            f"&order={_plain_word(order)}&sort={_plain_word(sort)}"
-        )
-        if direction is not None:
-            query += f"&direction={_plain_word(direction)}"
-        try:
-            records = self._call("listEvents", query=query, expect=list, tally=tally)
-        except VISBadRequest:
-            if probe:
-                return None
-            raise
-        if tally is not None:
-            tally.add_page(len(records))
-        return records
-
-    def count_window(self, start: datetime, end: datetime) -> int:
-        """The API's count over the window's margin range: what an extraction checks against."""
-        return self._extractor.count_window(start, end)
-
-    def count_windows(self, windows: Iterable[tuple[datetime, datetime]]) -> list[int]:
-        """``count_window`` of each window, asked concurrently (at most ``concurrency`` at once)."""
-        return self._extractor.count_windows(windows)
-
-    def extract_window(self, start: datetime, end: datetime) -> WindowResult:
-        """Every event of ``[start, end)``, checked against the API's count."""
-        return self._extractor.extract(start, end)
-
-    @overload
-    def iter_windows(
-        self, windows: Iterable[tuple[datetime, datetime]]
-    ) -> Iterator[WindowResult]: ...
-
-    @overload
-    def iter_windows(
-        self,
-        windows: Iterable[tuple[datetime, datetime]],
-        then: Callable[[WindowResult], _T],
-    ) -> Iterator[_T]: ...
-
-    def iter_windows(
-        self,
-        windows: Iterable[tuple[datetime, datetime]],
-        then: Callable[[WindowResult], Any] | None = None,
-    ) -> Iterator[Any]:
-        """Each window's result in order; the next window is fetched while the caller works.
-
-        ``then`` runs on the extraction thread as each window completes, and what it returns is
-        yielded instead of the result (the sync normalises there, off the loading thread).
-        """
-        if then is None:
-            return self._extractor.iter_windows(windows)
-        return self._extractor.iter_windows(windows, then)
-
-    def iter_events(
-        self, start: datetime, end: datetime, window: timedelta = timedelta(days=1)
-    ) -> Iterator[dict[str, Any]]:
-        """Every valid event of ``[start, end)``, fetched ``window`` at a time."""
-        return self._extractor.iter_events(start, end, window)
-
-    # -- users and account -----------------------------------------------------------------
+    # -- operations ------------------------------------------------------------------------
 
     def get_user(self) -> dict[str, Any]:
         """The user the token belongs to (getUser)."""
@@ -637,9 +502,13 @@ class VISClient:
         size: int | None = None,
         order: str | None = None,
         sort: str | None = None,
-    ) -> list[dict[str, Any]]:
-        """One page of events (listEvents); ``offset`` is a page number."""
-        params = _query(
+        tally: Tally | None = None,
+    ) -> list[Any]:
+        """One page of events (listEvents); ``offset`` is a page number.
+
+        The records come as the API sent them: the extraction judges which are valid events.
+        """
+        query = _query_string(
             types=_csv_param(types),
             **_filters(from_date, to_date, direction, states),
             offset=offset,
@@ -647,7 +516,10 @@ class VISClient:
             order=order,
             sort=sort,
         )
-        return self._call("listEvents", params=params, expect=list)
+        records: list[Any] = self._call("listEvents", query=query, expect=list, tally=tally)
+        if tally is not None:
+            tally.add_page(len(records))
+        return records
 
     def get_events_count(
         self,
@@ -656,12 +528,11 @@ class VISClient:
         to_date: int | datetime | None = None,
         direction: str | Iterable[str] | None = None,
         states: str | Iterable[str] | None = None,
+        tally: Tally | None = None,
     ) -> dict[str, Any]:
         """How many events match (getEventsCount): ``{"count": n}``."""
-        params = _query(
-            **_filters(from_date, to_date, direction, states),
-        )
-        return self._call("getEventsCount", params=params)
+        query = _query_string(**_filters(from_date, to_date, direction, states))
+        return self._call("getEventsCount", query=query, tally=tally)  # type: ignore[no-any-return]
 
     def get_event(self, event_id: int | str) -> dict[str, Any]:
         """One event (getEvent); the API wraps it in an array, this returns the event itself."""

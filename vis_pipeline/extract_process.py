@@ -3,11 +3,14 @@
 Fetching and parsing pages is Python work that holds the GIL, and so is normalising the windows
 the caller loads: in one process each waits for the other, and a sync runs at the speed of one
 core. A child process gives the HTTP work an interpreter of its own. It runs the same
-``VISClient.iter_windows`` and writes each finished window to a pipe; a write blocks while the
+``WindowExtractor.iter_windows`` and writes each finished window to a pipe; a write blocks while the
 caller is behind, so only a few windows are ever held, whatever the range.
 
-The child learns the client's settings, token included, from its standard input: the token is
-on no command line, and variables holding it are left out of the child's environment. The
+The child learns the client's settings, credentials included, from its standard input: no
+credential is on a command line, and every variable that may hold one (``SECRET_VARIABLES``),
+or that holds a secret the settings carry, is left out of the child's environment. With a
+token provider, the child gets the provider's configuration and the access token it holds,
+never its refresh token (``vis_pipeline.auth`` says why). The
 child's standard input stays open while it works: when it closes (the caller finished, or died)
 the child stops at once, so an orphan never goes on calling the API. Its log records and errors
 cross the pipe and are logged or raised again in the caller, with their own logger names and
@@ -39,9 +42,11 @@ from typing import IO, Any, TypeVar
 
 import orjson
 
-from vis_pipeline.client import ClientSettings, scrub_secrets
-from vis_pipeline.extract import WindowFailure, WindowResult
-from vis_pipeline.retry import VISError
+from vis_pipeline.auth import scrub_secrets
+from vis_pipeline.client import ClientSettings
+from vis_pipeline.errors import ExtractionProcessError
+from vis_pipeline.extract import ExtractOptions, WindowExtractor, WindowFailure, WindowResult
+from vis_pipeline.settings import SECRET_VARIABLES
 
 _T = TypeVar("_T")
 
@@ -67,22 +72,16 @@ _CHILD_CODE = (
 is not installed, never shadowing anything. Run this way, not with ``-m``, the module keeps its
 name, so errors pickled in the child name classes the caller can find."""
 
-_TOKEN_VARIABLES = ("VIS_ACCESS_TOKEN",)
-"""Variables the project reads the token from; the child's environment goes without them."""
-
 
 @dataclass(frozen=True)
 class _Job:
-    """What the child is asked to do: build this client, extract these windows in order."""
+    """What the child is asked to do: build this client and extractor, extract these windows."""
 
     settings: ClientSettings
+    options: ExtractOptions
     windows: list[Window]
     log_level: int
     """The caller's level for the project's loggers: records below it are not sent."""
-
-
-class ExtractionProcessError(VISError):
-    """The extraction process failed in a way that is not one of the client's own errors."""
 
 
 # -- the caller's side ---------------------------------------------------------------------
@@ -96,8 +95,9 @@ class ExtractionProcess:
     manager; closing it stops the child and the reader thread, whatever they are doing.
     """
 
-    def __init__(self, settings: ClientSettings) -> None:
+    def __init__(self, settings: ClientSettings, options: ExtractOptions) -> None:
         self._settings = settings
+        self._options = options
         self._used = False
         self._stop = threading.Event()
         self._reader: threading.Thread | None = None
@@ -113,7 +113,7 @@ class ExtractionProcess:
                 ],
                 stdin=subprocess.PIPE,
                 pass_fds=(write_end,),
-                env=_child_environment(settings.token),
+                env=_child_environment(settings.secrets()),
             )
         except BaseException:
             os.close(read_end)
@@ -161,7 +161,7 @@ class ExtractionProcess:
         if not windows:
             return
         level = logging.getLogger("vis_pipeline").getEffectiveLevel()
-        self._send_job(_Job(self._settings, windows, level))
+        self._send_job(_Job(self._settings, self._options, windows, level))
         handover: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=READY_WINDOWS)
         self._reader = threading.Thread(
             target=_read_frames,
@@ -197,12 +197,13 @@ class ExtractionProcess:
             stdin.flush()
 
 
-def _child_environment(token: str) -> dict[str, str]:
-    """This process's environment without the variables that hold the token."""
+def _child_environment(secrets: Sequence[str]) -> dict[str, str]:
+    """This process's environment without the project's secret variables, nor any variable
+    holding one of ``secrets``."""
     return {
         name: value
         for name, value in os.environ.items()
-        if name not in _TOKEN_VARIABLES and not (token and token in value)
+        if name not in SECRET_VARIABLES and not any(secret in value for secret in secrets if secret)
     }
 
 
@@ -290,25 +291,27 @@ class _FrameWriter:
 class _ForwardingHandler(logging.Handler):
     """Sends each log record to the caller, which logs it again under the same logger name."""
 
-    def __init__(self, writer: _FrameWriter, token: str) -> None:
+    def __init__(self, writer: _FrameWriter, secrets: Callable[[], Sequence[str]]) -> None:
         super().__init__()
         self._writer = writer
-        self._token = token
+        self._secrets = secrets
+        """The secrets as of each record: a provider's tokens change during the extraction."""
 
     def emit(self, record: logging.LogRecord) -> None:
         text = record.getMessage()
         if record.exc_info:
             text += "\n" + "".join(traceback.format_exception(*record.exc_info)).rstrip()
         try:
-            self._writer.write(("log", record.levelno, record.name, _scrubbed(text, self._token)))
+            scrubbed = _scrubbed(text, *self._secrets())
+            self._writer.write(("log", record.levelno, record.name, scrubbed))
         except BrokenPipeError:
             os._exit(0)  # the caller is gone: stop calling the API on its behalf
         except Exception:  # a record that cannot be sent is not worth failing the sync over
             pass
 
 
-def _scrubbed(text: str, token: str) -> str:
-    return scrub_secrets(text, (token,))
+def _scrubbed(text: str, *secrets: str) -> str:
+    return scrub_secrets(text, secrets)
 
 
 def _pack(result: WindowResult) -> tuple[WindowResult, bytes]:
@@ -319,16 +322,16 @@ def _pack(result: WindowResult) -> tuple[WindowResult, bytes]:
     return replace(result, events=[]), orjson.dumps(result.events)
 
 
-def _portable(exc: BaseException, token: str) -> BaseException:
+def _portable(exc: BaseException, *secrets: str) -> BaseException:
     """``exc`` with the child's traceback as a note, or an ExtractionProcessError saying what it
     was when it would not survive the pipe; secrets scrubbed either way."""
     where = "".join(traceback.format_exception(exc)).rstrip()
-    note = _scrubbed(f"raised in the extraction process:\n{where}", token)
+    note = _scrubbed(f"raised in the extraction process:\n{where}", *secrets)
     try:
         exc.add_note(note)
         pickle.loads(pickle.dumps(exc, protocol=_PROTOCOL))
     except Exception:
-        text = _scrubbed(f"{type(exc).__name__}: {exc}", token)
+        text = _scrubbed(f"{type(exc).__name__}: {exc}", *secrets)
         portable = ExtractionProcessError(text)
         portable.add_note(note)
         return portable
@@ -351,8 +354,8 @@ def _read_job(stdin: IO[bytes]) -> _Job | None:
 
 
 def _extract(job: _Job, writer: _FrameWriter) -> None:
-    with job.settings.client() as client:
-        for item in client.iter_windows(job.windows, _pack):
+    with job.settings.client() as client, WindowExtractor(client, job.options) as extractor:
+        for item in extractor.iter_windows(job.windows, _pack):
             if isinstance(item, WindowFailure):
                 writer.write(("failed", item))
             else:
@@ -366,9 +369,8 @@ def main(frames_fd: int) -> int:
         return 0
     threading.Thread(target=_watch_caller, args=(sys.stdin.buffer,), daemon=True).start()
     writer = _FrameWriter(os.fdopen(frames_fd, "wb"))
-    token = job.settings.token
     root = logging.getLogger()
-    root.handlers[:] = [_ForwardingHandler(writer, token)]
+    root.handlers[:] = [_ForwardingHandler(writer, job.settings.secrets)]
     root.setLevel(job.log_level)
     try:
         _extract(job, writer)
@@ -377,7 +379,7 @@ def main(frames_fd: int) -> int:
         return 0  # the caller stopped reading: it has what it wanted, or has gone
     except BaseException as exc:
         try:
-            writer.write(("error", _portable(exc, token)))
+            writer.write(("error", _portable(exc, *job.settings.secrets())))
         except BrokenPipeError:
             return 0
         return 1

@@ -2,46 +2,76 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import dagster as dg
 import duckdb
 from dagster_duckdb import DuckDBResource
+from pydantic import PrivateAttr
 
-from vis_pipeline.client import VISClient
+from vis_pipeline.auth import TokenProvider, token_provider
+from vis_pipeline.client import ClientSettings, VISClient
+from vis_pipeline.extract import ExtractOptions, WindowExtractor
 from vis_pipeline.locking import warehouse_lock
-from vis_pipeline.retry import RetryPolicy
-from vis_pipeline.settings import Settings
+from vis_pipeline.settings import SECRET_VARIABLES, Settings, variable_of
 from vis_pipeline.warehouse import connect
 
 
 class VISClientResource(dg.ConfigurableResource):
-    """Where the VIS API is and how hard to pull on it. The token comes only from an EnvVar."""
+    """Where the VIS API is and how hard to pull on it. Credentials come only from EnvVars.
+
+    No field has a default of its own: :func:`build_resources` fills every one from the
+    project's settings, where each default is written once. The clients of one run share one
+    token provider: the account, the users and the events assets (and the extraction process
+    they hand it to) renew one token, not one each.
+    """
 
     base_url: str
     access_token: str
-    page_size: int = 100
-    concurrency: int = 8
-    timeout_seconds: float = 10.0
-    max_retries: int = 6
-    max_pages_per_window: int = 50
+    token_url: str
+    token_grant: str
+    client_id: str
+    client_secret: str
+    username: str
+    password: str
+    token_margin_seconds: float
+    token_command: str
+    token_command_ttl_seconds: float
+    page_size: int
+    concurrency: int
+    timeout_seconds: float
+    max_retries: int
+    max_pages_per_window: int
+    edge_margin_ms: int
+    repair_budget: int
+    _provider: TokenProvider | None = PrivateAttr(default=None)
+
+    def settings(self) -> Settings:
+        """The project settings this resource stands for (checked, as any Settings is)."""
+        return Settings(**self.model_dump())
+
+    def _client_settings(self, settings: Settings) -> ClientSettings:
+        """The client settings of ``settings``, on the provider shared by this run's clients."""
+        if self._provider is None:
+            self._provider = token_provider(settings)
+        return ClientSettings.from_settings(settings, self._provider)
 
     @contextmanager
     def get_client(self) -> Iterator[VISClient]:
         """A connected client, closed when the block ends."""
-        client = VISClient(
-            self.base_url,
-            self.access_token,
-            page_size=self.page_size,
-            concurrency=self.concurrency,
-            timeout=self.timeout_seconds,
-            retry=RetryPolicy(max_attempts=self.max_retries + 1),
-            max_pages_per_window=self.max_pages_per_window,
-        )
-        with client:
+        with self._client_settings(self.settings()).client() as client:
             yield client
+
+    @contextmanager
+    def get_extractor(self) -> Iterator[WindowExtractor]:
+        """A connected client and its extractor, both closed when the block ends."""
+        settings = self.settings()
+        with (
+            self._client_settings(settings).client() as client,
+            WindowExtractor(client, ExtractOptions.from_settings(settings)) as extractor,
+        ):
+            yield extractor
 
 
 @contextmanager
@@ -56,22 +86,37 @@ def write_connection(warehouse: DuckDBResource) -> Iterator[duckdb.DuckDBPyConne
         yield conn
 
 
-def _env_or(name: str, default: str) -> str | dg.EnvVar:
-    """The variable as an EnvVar when set (Dagster then never shows its value), else the default."""
-    return dg.EnvVar(name) if os.environ.get(name) else default
+def _secret(settings: Settings, name: str) -> str | dg.EnvVar:
+    """A secret field as its EnvVar, so Dagster never stores or shows its value; empty when the
+    settings leave it unset (a credential the chosen provider does not use needs no variable)."""
+    variable = variable_of(name)
+    assert variable in SECRET_VARIABLES, f"{variable} is not a secret variable"
+    return dg.EnvVar(variable) if getattr(settings, name) else ""
 
 
 def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
-    """The resources of the code location; every value that may be secret goes through EnvVar."""
+    """The resources of the code location, every value from ``settings``; the credentials
+    only as EnvVars, so Dagster never stores or shows their values."""
     return {
         "vis": VISClientResource(
-            base_url=_env_or("VIS_BASE_URL", settings.base_url),
-            access_token=_env_or("VIS_ACCESS_TOKEN", settings.access_token),
+            base_url=settings.base_url,
+            access_token=_secret(settings, "access_token"),
+            token_url=settings.token_url,
+            token_grant=settings.token_grant,
+            client_id=_secret(settings, "client_id"),
+            client_secret=_secret(settings, "client_secret"),
+            username=_secret(settings, "username"),
+            password=_secret(settings, "password"),
+            token_margin_seconds=settings.token_margin_seconds,
+            token_command=_secret(settings, "token_command"),
+            token_command_ttl_seconds=settings.token_command_ttl_seconds,
             page_size=settings.page_size,
             concurrency=settings.concurrency,
             timeout_seconds=settings.timeout_seconds,
             max_retries=settings.max_retries,
             max_pages_per_window=settings.max_pages_per_window,
+            edge_margin_ms=settings.edge_margin_ms,
+            repair_budget=settings.repair_budget,
         ),
-        "warehouse": DuckDBResource(database=_env_or("VIS_WAREHOUSE", settings.warehouse)),
+        "warehouse": DuckDBResource(database=settings.warehouse),
     }
