@@ -613,7 +613,7 @@ def test_dagster_gets_every_credential_as_an_env_var_only() -> None:
     }
 
 
-def test_client_settings_from_a_resource_share_one_provider() -> None:
+def test_client_settings_carry_the_provider_given_and_hide_it() -> None:
     provider: TokenProvider = StaticToken(STATIC_TOKEN)
     settings = ClientSettings.from_settings(Settings(access_token=STATIC_TOKEN), provider)
     assert settings.token is provider and STATIC_TOKEN not in repr(settings)
