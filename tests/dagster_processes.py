@@ -325,6 +325,15 @@ class GraphQL:
         assert result["__typename"] == "LaunchBackfillSuccess", result
         return str(result["backfillId"])
 
+    def launch_asset_backfill(self, asset_path: Sequence[str], partitions: Sequence[str]) -> str:
+        """A backfill of one asset over ``partitions``, as launched from the asset's page (it
+        runs as Dagster's own asset job, without the tags of the project's jobs)."""
+        selection = [{"path": list(asset_path)}]
+        params = {"assetSelection": selection, "partitionNames": list(partitions)}
+        result = self(LAUNCH_BACKFILL, params=params)["launchPartitionBackfill"]
+        assert result["__typename"] == "LaunchBackfillSuccess", result
+        return str(result["backfillId"])
+
     def backfill(self, backfill_id: str) -> dict[str, Any]:
         return self(BACKFILL_QUERY, id=backfill_id)["partitionBackfillOrError"]
 
