@@ -1,6 +1,7 @@
 """The Dagster UI as a new user meets it: ``vis-pipeline demo --serve``, then ``vis-pipeline ui``.
 
-Both commands run as a user runs them, from a fresh folder with no settings at all. The UI must
+Both commands run as a user runs them, from a fresh folder with no settings of the project's
+(only a shell that points at a real token endpoint, which the demo must override). The UI must
 show what the demo did: its run, the materialised partitions of ``vis/events`` (starting at the
 demo's first day, not at the default ``VIS_START_DATE``), the checks and the schedule. That is
 asserted through the webserver's GraphQL (what the UI's pages ask for) and, where Chromium is
@@ -85,7 +86,12 @@ def cli(*arguments: str) -> list[str]:
 def demo_ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoUI]:
     folder = tmp_path_factory.mktemp("fresh-checkout")
     logs = tmp_path_factory.mktemp("logs")
-    env = clean_environment()
+    # A user's shell may hold settings of a real API; the demo's .env must win over them.
+    env = clean_environment(
+        VIS_TOKEN_URL="https://auth.example.invalid/oauth2/token",
+        VIS_CLIENT_ID="a-real-application",
+        VIS_CLIENT_SECRET="its-real-secret",
+    )
     today_before = datetime.now(UTC).date()
     demo_command = cli("demo", "--days", str(DAYS), "--calls-per-day", str(CALLS_PER_DAY))
     with Service("demo", [*demo_command, "--serve"], cwd=folder, env=env, logs=logs) as demo:

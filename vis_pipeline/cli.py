@@ -15,8 +15,8 @@ import signal
 import subprocess
 import sys
 import warnings
-from collections.abc import Sequence
-from dataclasses import dataclass, fields, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from importlib.resources import files
 from pathlib import Path
@@ -27,7 +27,7 @@ from vis_pipeline.envfile import (
     write_demo_env_file,
     written_by_demo,
 )
-from vis_pipeline.settings import Settings, SettingsError
+from vis_pipeline.settings import Settings, SettingsError, variable_of
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -119,8 +119,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "demo":
-            # The demo writes its own .env: the file of an earlier demo must not steer it.
-            settings = Settings.from_env()
+            # The demo writes its own .env (the file of an earlier demo must not steer it) and
+            # brings its own token: the user's credentials are none of its business.
+            settings = Settings.from_env(_without_credentials(os.environ))
             return run_demo(settings, args.days, args.calls_per_day, serve=args.serve)
         environment = project_environment()
         if environment != dict(os.environ):
@@ -146,6 +147,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
+
+
+def _without_credentials(environ: Mapping[str, str]) -> dict[str, str]:
+    """``environ`` without any variable that gives the client a token."""
+    credentials = {variable_of(name) for name in ("access_token", *OTHER_CREDENTIALS)}
+    return {name: value for name, value in environ.items() if name not in credentials}
 
 
 def _restart_with(environment: dict[str, str], argv: Sequence[str] | None) -> None:
@@ -323,6 +330,7 @@ def run_demo(settings: Settings, days: int, calls_per_day: int, *, serve: bool =
             settings,
             base_url=sim.base_url,
             access_token=sim.token,
+            **dict.fromkeys(OTHER_CREDENTIALS, ""),
             start_date=first.isoformat(),
             warehouse=str(settings.warehouse_path.resolve()),
             dagster_home=str(ensure_dagster_home(settings)),
@@ -345,17 +353,32 @@ def run_demo(settings: Settings, days: int, calls_per_day: int, *, serve: bool =
     return EXIT_OK
 
 
-DEMO_SETTINGS = ("base_url", "access_token", "start_date", "timezone", "warehouse", "dagster_home")
-"""The settings that reproduce the demo: its simulator, token, days, zone and files."""
+OTHER_CREDENTIALS = (
+    "token_url",
+    "client_id",
+    "client_secret",
+    "username",
+    "password",
+    "token_command",
+)
+"""Settings of the other sources of tokens: the demo sets them empty, so that a user's own OAuth
+or command settings can neither clash with its token nor reach its simulator."""
+
+DEMO_SETTINGS = (
+    "base_url",
+    "access_token",
+    *OTHER_CREDENTIALS,
+    "start_date",
+    "timezone",
+    "warehouse",
+    "dagster_home",
+)
+"""The settings that reproduce the demo: its simulator and token, its days, zone and files."""
 
 
 def demo_environment(settings: Settings) -> dict[str, str]:
     """The variables (and values) of the demo's settings, as ``.env`` and its sync get them."""
-    return {
-        spec.metadata["env"]: str(getattr(settings, spec.name))
-        for spec in fields(settings)
-        if spec.name in DEMO_SETTINGS
-    }
+    return {variable_of(name): str(getattr(settings, name)) for name in DEMO_SETTINGS}
 
 
 def _print_where_to_look(settings: Settings, page: Path, *, serving: bool) -> None:
