@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, fields
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -12,7 +13,13 @@ from vis_pipeline.client import ClientSettings, VISClient
 from vis_pipeline.defs import build_definitions
 from vis_pipeline.extract import ExtractOptions
 from vis_pipeline.retry import RetryPolicy
-from vis_pipeline.settings import DEFAULTS, Settings, SettingsError, variable_of
+from vis_pipeline.settings import (
+    DEFAULTS,
+    SECRET_VARIABLES,
+    Settings,
+    SettingsError,
+    variable_of,
+)
 
 KNOBS: dict[str, str] = {
     "page_size": "37",
@@ -127,3 +134,16 @@ def test_settings_never_show_a_secret() -> None:
     settings = Settings(access_token="sekrit-token-value")
     assert "sekrit" not in repr(settings)
     assert asdict(settings)["access_token"] == "sekrit-token-value"
+
+
+def test_the_readme_lists_every_setting_with_its_default() -> None:
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    rows = {line.split("|")[1]: line for line in readme.splitlines() if line.startswith("| `")}
+    for spec in fields(Settings):
+        variable = spec.metadata["env"]
+        row = next((line for cells, line in rows.items() if f"`{variable}`" in cells), None)
+        assert row is not None, f"{variable} is not in the README's settings table"
+        default = spec.default if variable not in SECRET_VARIABLES else ""
+        if default not in ("", None):
+            shown = f"{default:g}" if isinstance(default, float) else str(default)
+            assert f"`{shown}" in row, f"{variable}: the README does not show {shown}"
