@@ -52,7 +52,7 @@ class SyncConfig(dg.Config):
 
 
 def _summary(synced: Sequence[DaySync]) -> str:
-    """One line per run, not per day: each log line is a write to Dagster's event log."""
+    """The run's one log line (not one per day: each line is a write to Dagster's event log)."""
     kinds = (wh.STATUS_LOADED, wh.STATUS_SETTLED, wh.STATUS_FAILED)
     statuses = {status: sum(i.status == status for i in synced) for status in kinds}
     counts = ", ".join(f"{n} {status}" for status, n in statuses.items() if n)
@@ -124,12 +124,12 @@ def _materialize(
     callback_hours: int,
     tz: str,
 ) -> Iterator[SyncEvent]:
-    """Each day's events and report partitions, then each day's count check, as selected."""
+    """As selected: each day's events partition, each day's count check, each day's report
+    partition."""
     assets = context.selected_asset_keys
     checks = {key.name for key in context.selected_asset_check_keys}
     failed = {i.local_date: i.error or "failed" for i in synced if i.status == wh.STATUS_FAILED}
-    if EVENTS in assets or RECONCILED in checks:
-        reconciliation = wh.reconcile(conn, days)
+    reconciliation = wh.reconcile(conn, days) if EVENTS in assets or RECONCILED in checks else []
     if EVENTS in assets:
         yield from events_materializations(conn, synced, reconciliation)
     if RECONCILED in checks:

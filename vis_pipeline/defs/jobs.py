@@ -37,9 +37,14 @@ def build_export_job() -> dg.UnresolvedAssetJobDefinition:
     )
 
 
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
+"""Dagster's run tags for the first and last partition of a run of many partitions."""
+
+PARTITION_TAG = "dagster/partition"
+"""Dagster's run tag for the partition of a run of one partition."""
+
+
 def range_tags(first: date, last: date) -> dict[str, str]:
     """Run tags that make days ``first`` to ``last`` a single run of the partitioned job."""
-    return {
-        "dagster/asset_partition_range_start": first.isoformat(),
-        "dagster/asset_partition_range_end": last.isoformat(),
-    }
+    return {RANGE_START_TAG: first.isoformat(), RANGE_END_TAG: last.isoformat()}

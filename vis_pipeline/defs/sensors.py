@@ -7,15 +7,18 @@ only gathers them from Dagster's records and sends the result.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
 from urllib.parse import urlsplit
 
 import dagster as dg
 import httpx
+
+# Not exported at Dagster's top level: the error a step failure event carries.
 from dagster._utils.error import SerializableErrorInfo
 
 from vis_pipeline.defs.assets import EVENTS
+from vis_pipeline.defs.jobs import PARTITION_TAG, RANGE_END_TAG, RANGE_START_TAG
 from vis_pipeline.sync import days_between
 
 FAILURE_SENSOR = "sync_failure_alert"
@@ -24,16 +27,12 @@ FAILURE_SENSOR = "sync_failure_alert"
 WEBHOOK_TIMEOUT_SECONDS = 10.0
 """How long the webhook may take to answer before the alert counts as undelivered."""
 
-RANGE_START_TAG = "dagster/asset_partition_range_start"
-RANGE_END_TAG = "dagster/asset_partition_range_end"
-PARTITION_TAG = "dagster/partition"
-
 
 class AlertNotDelivered(RuntimeError):
     """The webhook refused the alert or could not be reached (the sensor's tick fails)."""
 
 
-def run_days(tags: dict[str, str]) -> list[date]:
+def days_of_run(tags: Mapping[str, str]) -> list[date]:
     """The local days a run was asked to sync, from its partition tags (none: unpartitioned)."""
     first = tags.get(RANGE_START_TAG) or tags.get(PARTITION_TAG)
     last = tags.get(RANGE_END_TAG) or tags.get(PARTITION_TAG)
@@ -128,7 +127,7 @@ def build_failure_sensor(
             if event.step_failure_data.error is not None
         ]
         alert = failure_alert(
-            run.job_name, run.run_id, run_days(run.tags), _materialized_days(context), errors
+            run.job_name, run.run_id, days_of_run(run.tags), _materialized_days(context), errors
         )
         context.log.error(alert_line(alert))
         if webhook_url:
