@@ -6,7 +6,7 @@ import inspect
 
 import pytest
 
-from vis_pipeline import warehouse
+from vis_pipeline import health, warehouse
 from vis_pipeline.sqlfiles import SQL_DIR, UnknownSqlFile, list_sql, load_sql
 
 
@@ -55,3 +55,9 @@ def test_statements_bind_values_instead_of_formatting_them() -> None:
     for name in list_sql("warehouse") + list_sql("checks"):
         text = load_sql(name)
         assert "{" not in text and "%s" not in text, name
+
+
+def test_every_health_file_is_used() -> None:
+    source = inspect.getsource(health)
+    for name in list_sql("health"):
+        assert f'"{name}"' in source, f"{name} is not used by the health module"

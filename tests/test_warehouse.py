@@ -56,6 +56,11 @@ CONTRACT: dict[tuple[str, str], list[tuple[str, str]]] = {
         ("local_date", "DATE"),
         ("synced_at", "TIMESTAMP WITH TIME ZONE"),
     ],
+    ("vis", "user_directory"): [
+        ("user_id", "BIGINT"),
+        ("user_name", "VARCHAR"),
+        ("imported_at", "TIMESTAMP WITH TIME ZONE"),
+    ],
     ("vis", "users"): [
         ("user_id", "BIGINT"),
         ("account_id", "BIGINT"),

@@ -12,7 +12,8 @@ from datetime import date
 
 import duckdb
 
-from vis_pipeline.reports import days_without_reports, read_every_report
+from vis_pipeline.reports import read_every_report, report_exists
+from vis_pipeline.sqlfiles import load_sql
 from vis_pipeline.warehouse import WarehouseError, status_summary
 
 MAX_DAYS_NAMED = 5
@@ -24,6 +25,14 @@ def days_text(days: Sequence[date | str]) -> str:
     named = [str(day) for day in days[:MAX_DAYS_NAMED]]
     more = len(days) - len(named)
     return ", ".join(named) + (f" and {more} more" if more else "")
+
+
+def days_without_reports(conn: duckdb.DuckDBPyConnection) -> list[date]:
+    """Local days that hold events but whose reports were never materialised."""
+    query = "health/select_event_dates"
+    if report_exists(conn, "daily_call_volume"):
+        query = "health/select_days_without_report"
+    return [row[0] for row in conn.execute(load_sql(query)).fetchall()]
 
 
 def warehouse_problems(conn: duckdb.DuckDBPyConnection) -> tuple[dict | None, list[str]]:

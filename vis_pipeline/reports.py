@@ -343,14 +343,6 @@ def _plain_dates(frame: pd.DataFrame, types: dict[str, str]) -> pd.DataFrame:
     return frame
 
 
-def days_without_reports(conn: duckdb.DuckDBPyConnection) -> list[date]:
-    """Local days that hold events but whose reports were never materialised."""
-    query = "warehouse/select_event_dates"
-    if report_exists(conn, "daily_call_volume"):
-        query = "warehouse/select_days_without_report"
-    return [row[0] for row in conn.execute(load_sql(query)).fetchall()]
-
-
 def read_every_report(conn: duckdb.DuckDBPyConnection) -> dict[str, int]:
     """Rows of each materialised report, every column of every row read (damage shows)."""
     return {
