@@ -525,24 +525,22 @@ def _profile() -> Iterator[Path]:
 
 def render_page(browser: str, url: str, screenshot: Path) -> str:
     """The DOM of ``url`` once rendered, and a screenshot of it saved to ``screenshot``."""
-    dom = ""
-    for mode in (f"--screenshot={screenshot}", "--dump-dom"):
-        with _profile() as profile:
-            done = subprocess.run(
-                [
-                    browser,
-                    *CHROMIUM_FLAGS,
-                    f"--user-data-dir={profile}",
-                    f"--virtual-time-budget={PAGE_BUDGET_MS}",
-                    mode,
-                    url,
-                ],
-                capture_output=True,
-                text=True,
-                timeout=120,
-                check=False,
-            )
-        assert done.returncode == 0, f"chromium failed on {url}: {done.stderr[-2000:]}"
-        dom = done.stdout or dom
+    with _profile() as profile:
+        done = subprocess.run(
+            [
+                browser,
+                *CHROMIUM_FLAGS,
+                f"--user-data-dir={profile}",
+                f"--virtual-time-budget={PAGE_BUDGET_MS}",
+                f"--screenshot={screenshot}",
+                "--dump-dom",
+                url,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    assert done.returncode == 0, f"chromium failed on {url}: {done.stderr[-2000:]}"
     assert screenshot.exists(), f"chromium wrote no screenshot of {url}"
-    return dom
+    return done.stdout
