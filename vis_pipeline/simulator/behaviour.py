@@ -2,6 +2,9 @@
 
 Faults hit API requests only (never the control endpoints), each with ``probability``; the
 kind is drawn from ``kinds`` with a generator seeded by ``seed``, so a run is reproducible.
+Webhook deliveries have faults of their own (``WEBHOOK_FAULTS``), each with its own
+probability per delivery, drawn from a second generator of the same seed, so turning them on
+leaves the API's faults as they were.
 """
 
 from __future__ import annotations
@@ -24,6 +27,18 @@ EDGE_READINGS: tuple[str, ...] = ("half-open", "strict", "closed")
 MAX_SLOW_SECONDS = 600.0
 """Longest delay a slow response may be given."""
 
+WEBHOOK_FAULTS: tuple[str, ...] = (
+    "webhook_duplicate",
+    "webhook_out_of_order",
+    "webhook_bad_signature",
+    "webhook_unknown",
+)
+"""Faults of a webhook delivery: sent twice; held back so later ones overtake it; an extra copy
+with a signature that does not match; an extra copy from a webhook that does not exist."""
+
+MAX_WEBHOOK_SECONDS = 3600.0
+"""Longest retry interval or hold-back a webhook delivery may be given."""
+
 
 class BehaviourError(ValueError):
     """A behaviour setting that is unknown or out of range."""
@@ -44,6 +59,19 @@ class Behaviour:
     unstable_ties: bool = False
     # Some deployments sort by startTime only and refuse any other ``sort`` with a 400.
     start_time_sort_only: bool = False
+    # Webhook deliveries: the probability of each fault per delivery, the real seconds between
+    # attempts of a failed delivery (the API's 10 s; tests shorten it) and how long an
+    # out-of-order delivery is held back.
+    webhook_duplicate: float = 0.0
+    webhook_out_of_order: float = 0.0
+    webhook_bad_signature: float = 0.0
+    webhook_unknown: float = 0.0
+    webhook_retry_seconds: float = 10.0
+    webhook_hold_back_seconds: float = 0.5
+
+    def webhook_probability(self, fault: str) -> float:
+        """The probability of one of ``WEBHOOK_FAULTS`` per delivery."""
+        return float(getattr(self, fault))
 
     def merged(self, changes: dict[str, Any]) -> Behaviour:
         """This behaviour with ``changes`` applied, every value checked."""
@@ -140,6 +168,16 @@ def _start_time_sort_only(value: Any) -> bool:
     return value
 
 
+def _webhook_seconds(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise BehaviourError(f"webhook seconds must be a number, got {value!r}")
+    if not 0 <= value <= MAX_WEBHOOK_SECONDS:
+        raise BehaviourError(
+            f"webhook seconds must be from 0 to {MAX_WEBHOOK_SECONDS:g}, got {value!r}"
+        )
+    return float(value)
+
+
 _CHECKS = {
     "probability": _probability,
     "kinds": _kinds,
@@ -151,6 +189,9 @@ _CHECKS = {
     "edges": _edges,
     "unstable_ties": _unstable_ties,
     "start_time_sort_only": _start_time_sort_only,
+    **dict.fromkeys(WEBHOOK_FAULTS, _probability),
+    "webhook_retry_seconds": _webhook_seconds,
+    "webhook_hold_back_seconds": _webhook_seconds,
 }
 
 
@@ -161,12 +202,14 @@ class Injector:
         self.faults: Counter[str] = Counter()
         self.behaviour = Behaviour()
         self.rng = random.Random(0)
+        self.webhook_rng = random.Random(0)
         self.set(behaviour or Behaviour())
 
     def set(self, behaviour: Behaviour) -> None:
-        """Put ``behaviour`` in force; the generator restarts from its seed."""
+        """Put ``behaviour`` in force; the generators restart from its seed."""
         self.behaviour = behaviour
         self.rng = random.Random(behaviour.seed)
+        self.webhook_rng = random.Random(f"webhooks-{behaviour.seed}")
 
     def update(self, changes: dict[str, Any]) -> Behaviour:
         """Merge ``changes`` into the behaviour in force (all or nothing)."""
@@ -185,6 +228,17 @@ class Injector:
         kind = self.rng.choice(behaviour.kinds)
         self.faults[kind] += 1
         return kind
+
+    def draw_webhook_faults(self) -> set[str]:
+        """The faults of the next webhook delivery (each drawn on its own, and counted)."""
+        behaviour = self.behaviour
+        drawn = {
+            fault
+            for fault in WEBHOOK_FAULTS
+            if self.webhook_rng.random() < behaviour.webhook_probability(fault)
+        }
+        self.faults.update(drawn)
+        return drawn
 
     def shuffle(self, items: list[Any]) -> None:
         """Shuffle ``items`` in place with the behaviour's generator."""

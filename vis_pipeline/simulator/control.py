@@ -1,4 +1,5 @@
-"""The simulator's own endpoints (no auth, never faulted): truth, clock, behaviour, stats, tokens.
+"""The simulator's own endpoints (no auth, never faulted): truth, clock, behaviour, stats, tokens,
+webhook deliveries.
 
 They live under ``/_simulator/``, outside the API's base path, and let demos, tests and
 benchmarks read the ground truth and steer the simulator while it runs.
@@ -74,10 +75,10 @@ def set_clock(state: SimulatorState, _params: dict[str, str], body: bytes) -> Re
         seconds = request["advance_seconds"]
         if isinstance(seconds, bool) or not isinstance(seconds, int | float):
             raise _refuse("advance_seconds", f"expected a number, got {seconds!r}")
-        state.truth.set_now(state.truth.now_ms + round(seconds * 1000))
+        state.move_clock(state.truth.now_ms + round(seconds * 1000))
     elif "now" in request:
         try:
-            state.truth.set_now(parse_instant_ms(request["now"]))
+            state.move_clock(parse_instant_ms(request["now"]))
         except InvalidInstant as exc:
             raise _refuse("now", str(exc)) from None
     else:
@@ -136,6 +137,16 @@ def issued_tokens(state: SimulatorState, _params: dict[str, str], _body: bytes) 
     return _json(state.tokens.issued())
 
 
+def webhook_deliveries(state: SimulatorState, params: dict[str, str], _body: bytes) -> Reply:
+    """The delivery log from line ``since`` on (default 0): one line per attempt."""
+    return _json(state.deliveries.log_since(integer(params, "since") or 0))
+
+
+def webhook_activity(state: SimulatorState, _params: dict[str, str], _body: bytes) -> Reply:
+    """Deliveries queued, in flight and waiting for a retry or held back."""
+    return _json(state.deliveries.activity())
+
+
 ROUTES: dict[tuple[str, str], ControlHandler] = {
     ("GET", "/truth"): truth,
     ("GET", "/users"): users,
@@ -150,5 +161,7 @@ ROUTES: dict[tuple[str, str], ControlHandler] = {
     ("POST", "/oauth/revoke"): revoke_refresh_tokens,
     ("POST", "/oauth/expire"): expire_access_tokens,
     ("GET", "/oauth/tokens"): issued_tokens,
+    ("GET", "/webhooks/deliveries"): webhook_deliveries,
+    ("GET", "/webhooks/activity"): webhook_activity,
 }
 """Control handlers by (method, path below the prefix)."""

@@ -100,6 +100,7 @@ def create_call(state: SimulatorState, _id: str | None, _q: dict[str, str], body
     owner = state.owner
     uci_id = owner["ucis"][0]["id"]
     event = calls.place_call(state.truth, phone, owner["id"], owner["accountId"], uci_id)
+    state.deliveries.call_changed(event)
     return _call_json(state, event, as_list=True, status=201)
 
 
@@ -109,9 +110,13 @@ def get_call(state: SimulatorState, ident: str | None, _q: dict[str, str], _b: b
 
 
 def _control(
-    action: Callable[[Truth, SimEvent], None], as_list: bool = False, needs: str = ""
+    action: Callable[[Truth, SimEvent], None],
+    as_list: bool = False,
+    needs: str = "",
+    delivered: bool = True,
 ) -> Handler:
-    """A handler applying call-control ``action`` to the call in the path."""
+    """A handler applying call-control ``action`` to the call in the path; the change is
+    delivered to the webhooks unless ``delivered`` is False (holds are not delivered)."""
 
     def handler(state: SimulatorState, ident: str | None, _q: dict[str, str], body: bytes) -> Reply:
         if needs:
@@ -121,6 +126,8 @@ def _control(
             action(state.truth, event)
         except calls.CallStateError as exc:
             raise ApiError(422, "INVALID_CALL_STATE", str(exc), "id") from None
+        if delivered:
+            state.deliveries.call_changed(event)
         return _call_json(state, event, as_list=as_list)
 
     return handler
@@ -176,8 +183,8 @@ HANDLERS: dict[str, Handler] = {
     "destroyCall": _control(calls.hang_up, as_list=True),
     "getRoles": get_call,
     "callAnswer": _control(calls.answer),
-    "callUnold": _control(calls.unhold),
-    "callHold": _control(calls.hold),
+    "callUnold": _control(calls.unhold, delivered=False),
+    "callHold": _control(calls.hold, delivered=False),
     "callTransfer": _control(calls.transfer, needs="phoneNumber"),
     "callVMTransfer": _control(calls.voicemail),
     "listEvents": list_events,

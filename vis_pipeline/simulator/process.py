@@ -131,6 +131,24 @@ class SimulatorControl:
         """``{"access_tokens": [...], "refresh_tokens": [...]}``: every token issued so far."""
         return self._call("GET", "/oauth/tokens")
 
+    def deliveries(self, since: int = 0) -> dict[str, Any]:
+        """``{"next": n, "deliveries": [...]}``: the webhook delivery log from line ``since``,
+        one line per attempt (kind, event_id, state, moment, queued_at, at, status, outcome)."""
+        return self._call("GET", "/webhooks/deliveries", params={"since": since})
+
+    def delivery_activity(self) -> dict[str, int]:
+        """``{"queued", "in_flight", "waiting"}``: deliveries not settled yet."""
+        return self._call("GET", "/webhooks/activity")
+
+    def wait_for_deliveries(self, timeout: float = 30.0) -> None:
+        """Return once no delivery is queued, in flight or waiting; SimulatorError after
+        ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while any(self.delivery_activity().values()):
+            if time.monotonic() > deadline:
+                raise SimulatorError(f"webhook deliveries still pending after {timeout:.0f} s")
+            time.sleep(0.02)
+
 
 class SimulatorProcess:
     """A simulator in a child process (``python -m vis_pipeline.simulator``).

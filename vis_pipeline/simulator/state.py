@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vis_pipeline.simulator.behaviour import Injector
+from vis_pipeline.simulator.delivery import Deliverer
 from vis_pipeline.simulator.options import SimulatorOptions
 from vis_pipeline.simulator.tokens import TokenIssuer
 from vis_pipeline.simulator.truth import Truth
@@ -41,20 +42,30 @@ class SimulatorState:
     webhooks: WebhookStore
     stats: Stats
     tokens: TokenIssuer
+    deliveries: Deliverer
 
     @classmethod
     def from_options(cls, options: SimulatorOptions) -> SimulatorState:
         """A fresh simulator for ``options`` (generates the data set)."""
         truth = Truth.from_options(options)
         owner = truth.users[0]
+        injector = Injector()
+        webhooks = WebhookStore(truth.account["id"], owner["id"])
         return cls(
             options=options,
             truth=truth,
-            injector=Injector(),
-            webhooks=WebhookStore(truth.account["id"], owner["id"]),
+            injector=injector,
+            webhooks=webhooks,
             stats=Stats(),
             tokens=TokenIssuer(options),
+            deliveries=Deliverer(truth, webhooks, injector),
         )
+
+    def move_clock(self, now_ms: int) -> None:
+        """Set the clock and queue the webhook deliveries of the time it moved through."""
+        old_ms = self.truth.now_ms
+        self.truth.set_now(now_ms)
+        self.deliveries.clock_moved(old_ms, now_ms)
 
     @property
     def owner(self) -> dict[str, Any]:

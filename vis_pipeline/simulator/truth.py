@@ -126,6 +126,10 @@ class Truth:
             return None
         return event
 
+    def events_starting(self, from_ms: int, to_ms: int) -> list[SimEvent]:
+        """Every stored event (visible or not yet) whose start is in [from_ms, to_ms]."""
+        return self._all[bisect_left(self._starts, from_ms) : bisect_right(self._starts, to_ms)]
+
     def live_calls(self) -> list[SimEvent]:
         """Calls in progress at the clock, in (startTime, id) order."""
         now = self.now_ms

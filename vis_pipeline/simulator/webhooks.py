@@ -1,8 +1,8 @@
 """Webhook registrations: create, list, view, renew, delete.
 
-Deliveries are not made yet; each registration keeps what a delivery loop needs (target,
-signing, statistics, expiry) so one can be added on top of this store. Signing keys never
-leave the store: they are not in any response, repr or message.
+Each registration keeps what the delivery loop (``delivery.py``) needs: target, signing,
+statistics, expiry. Signing keys never leave the store: they are not in any response, repr or
+message (the delivery loop signs with them).
 """
 
 from __future__ import annotations
