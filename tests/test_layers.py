@@ -17,9 +17,11 @@ PACKAGE = Path(vis_pipeline.__file__).parent
 
 LAYERS: list[set[str]] = [
     {"errors", "spec", "records", "settings", "sqlfiles", "request_pool", "envfile", "locking"},
+    {"webhook_signing", "spool"},
     {"retry"},
     {"auth"},
     {"client"},
+    {"receiver", "subscriptions"},
     {"extract"},
     {"extract_process"},
     {"batch"},
@@ -27,6 +29,7 @@ LAYERS: list[set[str]] = [
     {"warehouse"},
     {"sync", "user_directory"},
     {"reports"},
+    {"live"},
     {"health"},
     {"dashboard"},
     {"exports"},

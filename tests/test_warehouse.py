@@ -110,6 +110,16 @@ CONTRACT: dict[tuple[str, str], list[tuple[str, str]]] = {
         ("run_id", "VARCHAR"),
         ("finished_at", "TIMESTAMP WITH TIME ZONE"),
     ],
+    ("vis", "webhook_landings"): [
+        ("event_id", "BIGINT"),
+        ("local_date", "DATE"),
+        ("state", "VARCHAR"),
+        ("is_final", "BOOLEAN"),
+        ("deliveries", "BIGINT"),
+        ("first_received_at", "TIMESTAMP WITH TIME ZONE"),
+        ("last_received_at", "TIMESTAMP WITH TIME ZONE"),
+        ("landed_at", "TIMESTAMP WITH TIME ZONE"),
+    ],
     ("vis", "calls"): [
         ("event_id", "BIGINT"),
         ("local_date", "DATE"),

@@ -204,6 +204,18 @@ class Settings:
     alert_webhook_url: str = _setting("", "VIS_ALERT_WEBHOOK_URL", _optional_http_url)
     """Where the run-failure sensor POSTs a small JSON about each failed sync; empty: it only
     logs."""
+    webhook_home: str = _setting("data/webhook", "VIS_WEBHOOK_HOME")
+    """Folder of the webhook's signing key (mode 0600), its subscription record and the spool of
+    received deliveries."""
+    receiver_max_body_bytes: int = _setting(65536, "VIS_RECEIVER_MAX_BODY_BYTES", _at_least(1024))
+    """Largest delivery body the receiver accepts (413 beyond): an event is under 2 KB."""
+    webhook_renew_hours: float = _setting(72.0, "VIS_WEBHOOK_RENEW_HOURS", _positive_finite)
+    """A subscription is renewed when it would expire within this many hours."""
+    webhook_upkeep_cron: str = _setting("*/10 * * * *", "VIS_WEBHOOK_UPKEEP_CRON", _cron)
+    """When the webhook upkeep schedule ticks (renew, re-subscribe, catch up), in the reporting
+    time zone."""
+    drain_interval_seconds: int = _setting(30, "VIS_DRAIN_INTERVAL_SECONDS", _at_least(5))
+    """Seconds between two looks of the drain sensor at the spool."""
 
     def __post_init__(self) -> None:
         for spec in fields(self):
@@ -232,6 +244,11 @@ class Settings:
     def warehouse_path(self) -> Path:
         """The warehouse file as a path."""
         return Path(self.warehouse)
+
+    @property
+    def webhook_path(self) -> Path:
+        """The webhook folder (key, subscription record, spool) as a path."""
+        return Path(self.webhook_home)
 
     @property
     def start(self) -> date:

@@ -20,6 +20,7 @@ from vis_pipeline.extract import WindowExtractor, WindowFailure, WindowResult
 from vis_pipeline.extract_process import ExtractionProcess
 from vis_pipeline.warehouse import (
     WindowSync,
+    days_landed_since_sync,
     latest_syncs,
     load_window,
     record_failed,
@@ -228,12 +229,17 @@ def _settled_days(
 ) -> list[DaySync]:
     """The days whose API count and stored events show nothing new, recorded as settled.
 
-    Only days synced before can be settled, so only they cost a count request; the requests go
+    A day holding events landed by webhooks since its last sync is fetched again whatever the
+    counts say, so the webhooks' rows are always checked against the API. Only days synced
+    before can be settled, so only they cost a count request; the requests go
     out together and the warehouse is asked in a fixed number of queries.
     """
     previous = latest_syncs(conn, list(windows))
     counts = extractor.count_windows(windows[day] for day in previous)
     settled = settled_windows(conn, previous, dict(zip(previous, counts, strict=True)))
+    # Events landed by webhooks since a day's last sync were never checked against the count.
+    for day in days_landed_since_sync(conn, list(settled)):
+        del settled[day]
     record_settled(
         conn,
         [

@@ -655,3 +655,81 @@ def status_summary(conn: duckdb.DuckDBPyConnection) -> dict[str, Any]:
         "last_sync_at": _iso(finished_at),
         "last_sync_status": last_status,
     }
+
+
+# -- events landed by webhooks ---------------------------------------------------------------
+
+_BATCH_LANDINGS = "batch_landings"
+
+LANDINGS_SCHEMA = pa.schema(
+    [
+        ("event_id", pa.int64()),
+        ("local_date", pa.date32()),
+        ("state", pa.string()),
+        ("is_final", pa.bool_()),
+        ("deliveries", pa.int64()),
+        ("first_received_at", pa.timestamp("ms", tz="UTC")),
+        ("last_received_at", pa.timestamp("ms", tz="UTC")),
+    ]
+)
+"""The vis.webhook_landings columns a drained batch carries (landed_at is added here)."""
+
+
+@dataclass(frozen=True)
+class EventsLoad:
+    """What merging events outside any window (webhook deliveries) did."""
+
+    loaded: int
+    inserted: int
+    kept_final: int
+    rejected: int
+
+
+def load_webhook_events(
+    conn: duckdb.DuckDBPyConnection,
+    batch: NormalizedBatch,
+    landings: pa.Table,
+    landed_at: datetime,
+    windows: Mapping[date, tuple[datetime, datetime]],
+) -> EventsLoad:
+    """Merge events delivered by webhooks in ONE transaction, or change nothing.
+
+    The same guarded merge as ``load_window`` (a stored final version survives a live one),
+    and each event marked in vis.webhook_landings (``landings``, as LANDINGS_SCHEMA). No sync
+    row is written: the API's count was not asked, so no day counts as synced by this.
+    Rejected records are added under their local date (``batch.rejected.local_date``, set for
+    every row), whose window ``windows`` gives; the day's next sync replaces them.
+    """
+    seen_at = _aware(landed_at, "landed_at")
+    tables = {
+        _BATCH_EVENTS: _arrow(batch.events, EVENTS_SCHEMA),
+        _BATCH_RAW: _arrow(batch.raw, RAW_SCHEMA),
+        _BATCH_LANDINGS: landings.cast(LANDINGS_SCHEMA),
+    }
+    first_day = min(landings["local_date"].to_pylist(), default=None) or seen_at.date()
+    with _registered(conn, tables), _transaction(conn, "load webhook deliveries"):
+        inserted, kept_final = _write_events(conn, len(batch.events), seen_at, first_day)
+        for day, rows in batch.rejected.groupby("local_date", sort=True):
+            start, end = windows[day]
+            parameters = {
+                "window_start": _aware(start, "window_start"),
+                "window_end": _aware(end, "window_end"),
+                "local_date": day,
+                "run_id": None,
+                "rejected_at": seen_at,
+            }
+            with _registered(conn, {_BATCH_REJECTED: _arrow(rows, REJECTED_SCHEMA)}):
+                conn.execute(load_sql("warehouse/insert_rejected_events"), parameters)
+        conn.execute(load_sql("live/upsert_webhook_landings"), {"landed_at": seen_at})
+    return EventsLoad(len(batch.events), inserted, kept_final, len(batch.rejected))
+
+
+def days_landed_since_sync(
+    conn: duckdb.DuckDBPyConnection, local_dates: Sequence[date]
+) -> list[date]:
+    """Of ``local_dates``, those holding events landed by webhooks after their latest
+    successful sync (or never synced): not settled, whatever their counts say."""
+    if not local_dates:
+        return []
+    sql = load_sql("live/select_days_landed_since_sync")
+    return [row[0] for row in conn.execute(sql, {"local_dates": list(local_dates)}).fetchall()]
