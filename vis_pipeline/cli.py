@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from importlib.resources import files
 from pathlib import Path
+from typing import NoReturn
 
 from vis_pipeline.envfile import (
     env_file,
@@ -32,6 +33,7 @@ from vis_pipeline.settings import Settings, SettingsError, variable_of
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
 
 CODE_LOCATION = "vis_pipeline.defs"
 """The module Dagster loads the code location from (``Definitions`` built from settings)."""
@@ -63,6 +65,21 @@ class SyncOutcome:
     run_id: str
     days: list[dict[str, object]]
     error: str | None = None
+    details: str | None = None
+    """The whole failure, trace included, for ``--verbose``."""
+    interrupted: bool = False
+    """The run was stopped by Ctrl-C (or SIGTERM), not by a failure of its own."""
+
+
+MAX_DAYS_WITHOUT_YES = 400
+"""A sync of more days than this asks for ``--yes``: it costs at least a request a day."""
+
+EPILOG = """dates are local calendar days in VIS_TIMEZONE, written YYYY-MM-DD.
+settings come from the environment and ./.env (see the README's table): VIS_BASE_URL,
+VIS_ACCESS_TOKEN or VIS_TOKEN_URL/VIS_CLIENT_ID/VIS_CLIENT_SECRET or VIS_TOKEN_COMMAND,
+VIS_WAREHOUSE, VIS_TIMEZONE, VIS_START_DATE, VIS_PAGE_SIZE, VIS_CONCURRENCY, VIS_TIMEOUT_SECONDS,
+VIS_MAX_RETRIES, DAGSTER_HOME and more.
+exit codes: 0 done, 1 failed (one line says why), 2 usage or settings error, 130 interrupted."""
 
 
 def parse_day(text: str) -> date:
@@ -70,43 +87,86 @@ def parse_day(text: str) -> date:
     try:
         return date.fromisoformat(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
+        shaped = len(text) == 10 and text[4] == "-" and text[7] == "-"
+        what = "is not a day of the calendar" if shaped else "is not a date written YYYY-MM-DD"
+        raise argparse.ArgumentTypeError(f"{text!r} {what}") from None
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a usage error said in one line (the usage itself is one --help away)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
     from vis_pipeline.exports import FORMATS, exportable_names
     from vis_pipeline.simulator.process import add_arguments as add_simulator_arguments
 
-    parser = argparse.ArgumentParser(prog="vis-pipeline", description=__doc__.splitlines()[0])
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser = _Parser(
+        prog="vis-pipeline",
+        description="Call history from the VIS API into a DuckDB warehouse, through Dagster.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--verbose", action="store_true", help="on failure, print the whole error with its trace"
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    defaults = argparse.ArgumentDefaultsHelpFormatter
 
     simulate = commands.add_parser("simulate", help="serve the VIS simulator on loopback")
     add_simulator_arguments(simulate)
 
-    sync = commands.add_parser("sync", help="sync local days of events into the warehouse")
+    sync = commands.add_parser(
+        "sync", help="sync local days of events into the warehouse", epilog=EPILOG
+    )
     sync.add_argument("--from", dest="first", type=parse_day, required=True, help="first day")
     sync.add_argument("--to", dest="last", type=parse_day, required=True, help="last day")
     sync.add_argument("--full", action="store_true", help="fetch settled days again too")
+    sync.add_argument(
+        "--rebuild",
+        action="store_true",
+        help="set the warehouse file aside (kept, renamed) and build it again from the API",
+    )
+    sync.add_argument(
+        "--yes", action="store_true", help=f"go ahead with more than {MAX_DAYS_WITHOUT_YES} days"
+    )
 
-    commands.add_parser("status", help="what the warehouse holds")
+    commands.add_parser(
+        "status", help="what the warehouse holds and what is wrong (exit 1 on any problem)"
+    )
 
-    export = commands.add_parser("export", help="write a report of local days to a file")
+    export = commands.add_parser(
+        "export", help="write a report of local days to a file (read-only)", epilog=EPILOG
+    )
     export.add_argument("report", choices=exportable_names())
     export.add_argument("--from", dest="first", type=parse_day, required=True, help="first day")
     export.add_argument("--to", dest="last", type=parse_day, required=True, help="last day")
     export.add_argument("--format", dest="fmt", choices=FORMATS, required=True)
     export.add_argument("--output", type=Path, required=True, help="file to write")
 
-    demo = commands.add_parser("demo", help="simulator + sync + summary, no setup needed")
-    demo.add_argument("--days", type=int, default=30)
-    demo.add_argument("--calls-per-day", type=int, default=1000)
+    users = commands.add_parser("users", help="the user directory: names the API cannot give")
+    users_commands = users.add_subparsers(dest="users_command", required=True)
+    imported = users_commands.add_parser(
+        "import", help="replace the directory with a CSV whose header holds user_id and name"
+    )
+    imported.add_argument("file", type=Path, help="the CSV file")
+
+    demo = commands.add_parser(
+        "demo", help="simulator + sync + summary, no setup needed", formatter_class=defaults
+    )
+    demo.add_argument("--days", type=int, default=30, help="days of calls")
+    demo.add_argument("--calls-per-day", type=int, default=1000, help="calls a day, about")
     demo.add_argument(
         "--serve",
         action="store_true",
         help="keep the simulator running afterwards (until Ctrl-C), so the UI can run more",
     )
 
-    ui = commands.add_parser("ui", help="the Dagster UI and daemon on this project's instance")
+    ui = commands.add_parser(
+        "ui", help="the Dagster UI and daemon on this project's instance", formatter_class=defaults
+    )
     ui.add_argument("--host", default="127.0.0.1", help="address to listen on")
     ui.add_argument("--port", type=int, default=3000, help="port to listen on")
     return parser
@@ -132,21 +192,56 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return simulate(list(argv if argv is not None else sys.argv[1:])[1:])
         if args.command == "sync":
-            if args.last < args.first:
-                raise UsageError(f"--to {args.last} is before --from {args.first}")
-            return _print_sync(run_sync(settings, args.first, args.last, full=args.full))
+            _check_range(args.first, args.last)
+            if args.rebuild:
+                _set_aside(settings)
+            outcome = run_sync(
+                settings, args.first, args.last, full=args.full or args.rebuild, yes=args.yes
+            )
+            return _print_sync(outcome, verbose=args.verbose)
         if args.command == "status":
             return show_status(settings)
         if args.command == "export":
-            if args.last < args.first:
-                raise UsageError(f"--to {args.last} is before --from {args.first}")
+            _check_range(args.first, args.last)
             return run_export(settings, args.report, args.first, args.last, args.fmt, args.output)
+        if args.command == "users":
+            return import_users(settings, args.file)
         return run_ui(settings, args.host, args.port)
     except (UsageError, SettingsError) as exc:
         print(f"vis-pipeline: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        return 130
+        print("vis-pipeline: interrupted; every day already committed stays", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _check_range(first: date, last: date) -> None:
+    if last < first:
+        raise UsageError(f"--to {last} is before --from {first}")
+
+
+def _set_aside(settings: Settings) -> None:
+    """Move the warehouse file out of the way before a rebuild (it is kept, renamed)."""
+    from vis_pipeline import warehouse as wh
+
+    if settings.warehouse_path.exists():
+        moved = wh.set_aside(settings.warehouse_path)
+        print(f"the old warehouse is kept as {moved}", file=sys.stderr)
+
+
+def import_users(settings: Settings, path: Path) -> int:
+    """Replace the warehouse's user directory with the CSV at ``path``."""
+    from vis_pipeline import warehouse as wh
+    from vis_pipeline.locking import warehouse_lock
+    from vis_pipeline.user_directory import DirectoryError, import_directory
+
+    try:
+        with warehouse_lock(settings.warehouse), wh.connect(settings.warehouse_path) as conn:
+            count = import_directory(conn, path)
+    except DirectoryError as exc:
+        raise UsageError(str(exc)) from None
+    print(f"{count} users in the directory; reports name them from the next report build on")
+    return EXIT_OK
 
 
 def _without_credentials(environ: Mapping[str, str]) -> dict[str, str]:
@@ -183,13 +278,16 @@ def ensure_dagster_home(settings: Settings) -> Path:
     return home
 
 
-def run_sync(settings: Settings, first: date, last: date, *, full: bool = False) -> SyncOutcome:
+def run_sync(
+    settings: Settings, first: date, last: date, *, full: bool = False, yes: bool = False
+) -> SyncOutcome:
     """Materialise the events of local days ``first``..``last`` as one Dagster run."""
     import dagster as dg
 
     from vis_pipeline.auth import has_credentials
     from vis_pipeline.defs import build_definitions
     from vis_pipeline.defs.jobs import SYNC_JOB, range_tags
+    from vis_pipeline.defs.runs import fail_dead_runs, process_tags
 
     if not has_credentials(settings):
         raise UsageError(
@@ -201,12 +299,19 @@ def run_sync(settings: Settings, first: date, last: date, *, full: bool = False)
     latest = datetime.now(UTC).date() + timedelta(days=1)
     if last > latest:
         raise UsageError(f"--to {last} is in the future")
+    days = (last - first).days + 1
+    if days > MAX_DAYS_WITHOUT_YES and not yes:
+        raise UsageError(
+            f"{days} days will take at least {days} count requests and one page request per "
+            f"{settings.page_size} events; add --yes to go ahead"
+        )
     home = ensure_dagster_home(settings)
     job = build_definitions(settings).resolve_job_def(SYNC_JOB)
     with dg.DagsterInstance.from_config(str(home)) as instance:
+        fail_dead_runs(instance)
         result = job.execute_in_process(
             instance=instance,
-            tags=range_tags(first, last),
+            tags={**range_tags(first, last), **process_tags()},
             run_config={
                 "ops": {"vis__events": {"config": {"full": full}}},
                 # The run's full log is in DAGSTER_HOME (and the UI); failures are summed up below.
@@ -214,25 +319,34 @@ def run_sync(settings: Settings, first: date, last: date, *, full: bool = False)
             },
             raise_on_error=False,
         )
+    error, details = (None, None) if result.success else _first_failure(result)
     return SyncOutcome(
         success=result.success,
         run_id=result.run_id,
         days=_days_of_run(settings, result.run_id) if result.success else [],
-        error=None if result.success else _first_failure(result),
+        error=error,
+        details=details,
+        interrupted=bool(details) and any(name in details for name in INTERRUPTIONS),
     )
 
 
-def _first_failure(result: object) -> str:
-    """The message of the first failed step, without its traceback."""
+INTERRUPTIONS = ("DagsterExecutionInterruptedError", "KeyboardInterrupt")
+"""What Dagster turns Ctrl-C into inside a run: the run ends, and the command exits 130."""
+
+
+def _first_failure(result: object) -> tuple[str, str]:
+    """The first failed step's message in one line, and the whole failure for ``--verbose``."""
+    from vis_pipeline.defs.runs import first_line
+    from vis_pipeline.defs.sensors import innermost_message
+
     for event in result.all_events:  # type: ignore[attr-defined]
         if event.is_step_failure:
             error = event.step_failure_data.error
             # Dagster wraps the user's exception: the project's own error says it best, else
-            # the innermost cause does.
-            while error.cause is not None and not error.cls_name.startswith("VIS"):
-                error = error.cause
-            return f"{event.step_key}: {error.message.strip()}"
-    return "the run failed"
+            # the innermost cause does; its first line, since notes and traces follow it.
+            message = first_line(innermost_message(error))
+            return f"{event.step_key}: {message}", error.to_string()
+    return "the run failed", ""
 
 
 def _days_of_run(settings: Settings, run_id: str) -> list[dict[str, object]]:
@@ -242,43 +356,44 @@ def _days_of_run(settings: Settings, run_id: str) -> list[dict[str, object]]:
         return wh.run_days(conn, run_id)
 
 
-def _print_sync(outcome: SyncOutcome) -> int:
+def _print_sync(outcome: SyncOutcome, *, verbose: bool = False) -> int:
+    if outcome.interrupted:
+        print(
+            f"vis-pipeline: interrupted (run {outcome.run_id}); every day already committed stays",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
     if not outcome.success:
-        print(f"vis-pipeline: sync failed (run {outcome.run_id}): {outcome.error}", file=sys.stderr)
+        print(f"vis-pipeline: sync failed: {outcome.error}", file=sys.stderr)
+        if verbose and outcome.details:
+            print(outcome.details.rstrip(), file=sys.stderr)
+        else:
+            print(
+                f"  (run {outcome.run_id}: its whole log in `vis-pipeline ui`, or run again "
+                "with --verbose)",
+                file=sys.stderr,
+            )
         return EXIT_FAILED
+    print(f"{'day':<10}  {'status':<8} {'API count':>9}  {'loaded':>7}  {'rejected':>8}")
     for day in outcome.days:
         print(
-            f"{day['local_date']}  {day['status']:<8} api {day['api_count']:>7}  "
-            f"loaded {day['loaded']:>7}  rejected {day['rejected']:>4}"
+            f"{day['local_date']!s:<10}  {day['status']:<8} {day['api_count']:>9}  "
+            f"{day['loaded']:>7}  {day['rejected']:>8}"
         )
     print(f"run {outcome.run_id}: {len(outcome.days)} days")
     return EXIT_OK
 
 
 def show_status(settings: Settings) -> int:
-    """Print what the warehouse holds; exit 1 when it is missing or does not reconcile."""
+    """Print what the warehouse holds and, one line each, every problem; exit 1 on any.
+
+    It reads every table it sums up (so a damaged file shows) and the last sync's real outcome
+    from Dagster's run storage; it writes nothing.
+    """
+    import duckdb
+
     from vis_pipeline import warehouse as wh
-
-    if not settings.warehouse_path.exists():
-        print(
-            f"vis-pipeline: no warehouse at {settings.warehouse}; run `vis-pipeline sync` first",
-            file=sys.stderr,
-        )
-        return EXIT_FAILED
-    with wh.connect(settings.warehouse_path, read_only=True) as conn:
-        summary = wh.status_summary(conn)
-    for key, value in summary.items():
-        print(f"{key:>22}: {value}")
-    return EXIT_OK if not summary.get("unreconciled_days") else EXIT_FAILED
-
-
-def run_export(
-    settings: Settings, report: str, first: date, last: date, fmt: str, output: Path
-) -> int:
-    """Write one report (or the dashboard page) of local days ``first``..``last`` to ``output``."""
-    from vis_pipeline import warehouse as wh
-    from vis_pipeline.exports import ExportError, export_report
-    from vis_pipeline.locking import warehouse_lock
+    from vis_pipeline.health import warehouse_problems
 
     if not settings.warehouse_path.exists():
         print(
@@ -287,13 +402,80 @@ def run_export(
         )
         return EXIT_FAILED
     try:
-        with (
-            warehouse_lock(settings.warehouse),
-            wh.connect(settings.warehouse_path, read_only=True) as conn,
-        ):
+        with wh.connect(settings.warehouse_path, read_only=True) as conn:
+            summary, problems = warehouse_problems(conn)
+    except (duckdb.Error, wh.WarehouseError) as exc:
+        summary, problems = None, [_unreadable(exc)]
+    problems += _last_run_problems(settings)
+    for key, value in (summary or {}).items():
+        print(f"{key.replace('_', ' '):>22}: {_shown(value)}")
+    for problem in problems:
+        print(f"vis-pipeline: {problem}", file=sys.stderr)
+    return EXIT_FAILED if problems else EXIT_OK
+
+
+def _shown(value: object) -> str:
+    """A summary value as a person reads it: lists and tables as words, never Python syntax."""
+    if isinstance(value, dict):
+        return ", ".join(f"{key.replace('_', ' ')} {count:,}" for key, count in value.items())
+    if isinstance(value, list):
+        return ", ".join(str(item) for item in value) if value else "none"
+    return "none" if value is None else str(value)
+
+
+def _unreadable(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if "lock" in text.lower():
+        return "the warehouse is being written by a sync; try again when it ends"
+    return f"the warehouse cannot be read ({text}); rebuild it: vis-pipeline sync --rebuild"
+
+
+def _last_run_problems(settings: Settings) -> list[str]:
+    """The last sync's failure, from Dagster's run storage (runs whose process died included)."""
+    import dagster as dg
+
+    from vis_pipeline.defs.runs import fail_dead_runs, last_sync
+
+    home = Path(settings.dagster_home).resolve()
+    if not (home / "dagster.yaml").exists():
+        return []
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        fail_dead_runs(instance)
+        outcome = last_sync(instance)
+    if outcome is None or not outcome.failed:
+        return []
+    why = f": {outcome.message}" if outcome.message else ""
+    return [f"the last sync (run {outcome.run_id}) ended {outcome.status}{why}"]
+
+
+def run_export(
+    settings: Settings, report: str, first: date, last: date, fmt: str, output: Path
+) -> int:
+    """Write one report (or the dashboard page) of local days ``first``..``last`` to ``output``."""
+    import duckdb
+
+    from vis_pipeline import warehouse as wh
+    from vis_pipeline.exports import ExportError, check_request, export_report
+
+    try:
+        check_request(report, fmt)
+    except ExportError as exc:
+        raise UsageError(str(exc)) from None
+    if not settings.warehouse_path.exists():
+        print(
+            f"vis-pipeline: no warehouse at {settings.warehouse}; run `vis-pipeline sync` first",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    try:
+        # Read-only, and no lock file: an export needs no write access anywhere but its output.
+        with wh.connect(settings.warehouse_path, read_only=True) as conn:
             written = export_report(conn, report, first, last, fmt, output, tz=settings.timezone)
     except ExportError as exc:
         print(f"vis-pipeline: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except duckdb.Error as exc:
+        print(f"vis-pipeline: {_unreadable(exc)}", file=sys.stderr)
         return EXIT_FAILED
     print(written)
     return EXIT_OK

@@ -54,7 +54,7 @@ def exportable_names() -> list[str]:
     return [*REPORTS, DASHBOARD]
 
 
-def _check_request(name: str, fmt: str) -> str:
+def check_request(name: str, fmt: str) -> str:
     """The format in lower case, or ExportError for an unknown name or format."""
     if name not in REPORTS and name != DASHBOARD:
         known = ", ".join(exportable_names())
@@ -191,7 +191,7 @@ def export_report(
     Returns ``output``; raises ExportError (leaving no file) for an unknown report or format,
     a path that cannot be written, or a range without report data.
     """
-    fmt = _check_request(name, fmt)
+    fmt = check_request(name, fmt)
     output = Path(output)
     try:
         check_range(first, last)
