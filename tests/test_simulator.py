@@ -7,14 +7,21 @@ the records themselves, never from the simulator's own code.
 from __future__ import annotations
 
 import argparse
+import os
+import pty
 import re
+import select
+import signal
 import socket
+import subprocess
+import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -931,3 +938,42 @@ def test_command_line_defaults() -> None:
 def test_dense_settings_come_together(settings: dict[str, int]) -> None:
     with pytest.raises(OptionsError, match="dense"):
         replace(SMALL, **settings)
+
+
+def test_started_by_hand_it_says_where_it_listens_its_token_and_a_control_url_that_answers(
+    tmp_path: Path,
+) -> None:
+    with socket.socket() as probe:  # a free port, as a person would pick one
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    leader, follower = pty.openpty()
+    argv = [sys.executable, "-m", "vis_pipeline.simulator", "--days", "1", "--port", str(port)]
+    argv += ["--token", "hand-token"]
+    child = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=follower, cwd=tmp_path)
+    os.close(follower)
+    try:
+        seen = b""
+        deadline = time.monotonic() + 60
+        while b"control" not in seen and time.monotonic() < deadline:
+            ready, _, _ = select.select([leader], [], [], 1)
+            if ready:
+                seen += os.read(leader, 4096)
+        text = seen.decode()
+        assert f"VIS_BASE_URL=http://127.0.0.1:{port}/" in text
+        assert "VIS_ACCESS_TOKEN=hand-token" in text
+        control = text.split("control (truth, clock, faults): ")[1].split()[0]
+        answer = httpx.get(control, timeout=5)
+        assert answer.status_code == 200
+        assert {"GET /_simulator/truth", "GET /_simulator/clock"} <= {
+            f"{item['method']} {item['path']}" for item in answer.json()
+        }
+    finally:
+        child.send_signal(signal.SIGTERM)
+        child.wait(timeout=30)
+        os.close(leader)
+
+
+def test_its_default_port_is_8080() -> None:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    assert parser.parse_args([]).port == 8080

@@ -68,7 +68,7 @@ class SimulatorApp:
         path: str = scope["path"]
         if path.startswith(API_BASE_PATH):
             await self._api(scope, receive, send, path[len(API_BASE_PATH) :])
-        elif path.startswith(CONTROL_PREFIX + "/"):
+        elif path == CONTROL_PREFIX or path.startswith(CONTROL_PREFIX + "/"):
             await self._control(scope, receive, send, path[len(CONTROL_PREFIX) :])
         elif path == TOKEN_PATH:
             await self._token(scope, receive, send)

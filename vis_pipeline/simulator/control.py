@@ -41,6 +41,21 @@ def truth(state: SimulatorState, params: dict[str, str], _body: bytes) -> Reply:
     return 200, state.truth.window_bytes(from_ms, to_ms)
 
 
+def index(_state: SimulatorState, _params: dict[str, str], _body: bytes) -> Reply:
+    """What the control endpoint offers: each method and path below it, with what it does."""
+    return _json(
+        [
+            {"method": method, "path": CONTROL_PREFIX + path, "does": _first_doc_line(handler)}
+            for (method, path), handler in ROUTES.items()
+            if path not in ("", "/")
+        ]
+    )
+
+
+def _first_doc_line(handler: ControlHandler) -> str:
+    return (handler.__doc__ or "").strip().splitlines()[0] if handler.__doc__ else ""
+
+
 def users(state: SimulatorState, _params: dict[str, str], _body: bytes) -> Reply:
     """Every user of the account."""
     return _json(state.truth.users)
@@ -148,6 +163,8 @@ def webhook_activity(state: SimulatorState, _params: dict[str, str], _body: byte
 
 
 ROUTES: dict[tuple[str, str], ControlHandler] = {
+    ("GET", ""): index,
+    ("GET", "/"): index,
     ("GET", "/truth"): truth,
     ("GET", "/users"): users,
     ("GET", "/stats"): stats,

@@ -25,6 +25,9 @@ from vis_pipeline.simulator.tokens import TOKEN_PATH
 from vis_pipeline.spec import API_BASE_PATH
 
 DEFAULT_HOST = "127.0.0.1"
+
+DEFAULT_PORT = 8080
+"""Port a simulator started by hand listens on (a process started for tests asks for any)."""
 """Interface the simulator listens on unless told otherwise."""
 
 LISTEN_BACKLOG = 2048
@@ -52,6 +55,12 @@ class _AnnouncingServer(uvicorn.Server):
         if self.started:
             sys.stdout.buffer.write(self._announcement + b"\n")
             sys.stdout.flush()
+            if self.greeting:
+                sys.stderr.write(self.greeting)
+                sys.stderr.flush()
+
+    greeting = ""
+    """Lines for a person at a terminal (where to point the pipeline), after the JSON line."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -94,7 +103,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="calls at one millisecond in each dense instant",
     )
     parser.add_argument("--host", default=DEFAULT_HOST, help="interface to listen on")
-    parser.add_argument("--port", type=int, default=0, help="port (0: any free port)")
+    parser.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help="port (0: any free port; default 8080)"
+    )
 
 
 def options_from_args(namespace: argparse.Namespace) -> SimulatorOptions:
@@ -161,7 +172,21 @@ def serve(options: SimulatorOptions, host: str = DEFAULT_HOST, port: int = 0) ->
     )
     # After the config: it sets up uvicorn's loggers.
     logging.getLogger("uvicorn.error").addFilter(_IgnoreTruncations())
-    _AnnouncingServer(config, announcement).run(sockets=[sock])
+    server = _AnnouncingServer(config, announcement)
+    if sys.stderr.isatty():
+        server.greeting = greeting(base_url, control_url, token_url, options.token)
+    server.run(sockets=[sock])
+
+
+def greeting(base_url: str, control_url: str, token_url: str, token: str) -> str:
+    """What a person needs to point the pipeline at this simulator (its token is a test value)."""
+    return (
+        f"VIS simulator listening (Ctrl-C stops it)\n"
+        f"  VIS_BASE_URL={base_url}\n"
+        f"  VIS_ACCESS_TOKEN={token}\n"
+        f"  token endpoint (OAuth 2.0): {token_url}\n"
+        f"  control (truth, clock, faults): {control_url}\n"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
