@@ -8,6 +8,8 @@ half-written is left behind.
 from __future__ import annotations
 
 import os
+import pty
+import select
 import signal
 import subprocess
 import sys
@@ -258,3 +260,37 @@ def test_help_names_every_command_the_date_format_and_the_settings() -> None:
         assert word in ran.stdout
     assert "VIS_ACCESS_TOKEN" in ran.stdout and "VIS_TIMEZONE" in ran.stdout
     assert "``" not in ran.stdout
+
+
+def _sync_with_stderr_on(sim: SimulatorProcess, folder: Path, stderr: int) -> int:
+    command = [sys.executable, "-m", "vis_pipeline.cli", "sync", *RANGE, "--full"]
+    child = subprocess.Popen(
+        command, env=_env(folder, sim), cwd=folder, stdout=subprocess.DEVNULL, stderr=stderr
+    )
+    return child.wait(timeout=STEP_SECONDS)
+
+
+def test_progress_shows_on_a_terminal_and_not_in_a_file(
+    sim: SimulatorProcess, folder: Path
+) -> None:
+    leader, follower = pty.openpty()
+    try:
+        assert _sync_with_stderr_on(sim, folder, follower) == 0
+        os.close(follower)
+        shown = b""
+        while select.select([leader], [], [], 0.5)[0]:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # the terminal's other end is closed: all of it was read
+                break
+            if not chunk:
+                break
+            shown += chunk
+    finally:
+        os.close(leader)
+    text = shown.decode(errors="replace")
+    assert f"{DAYS.days}/{DAYS.days} days" in text and "events/s" in text
+    logged = folder / "sync.log"
+    with logged.open("w") as log:
+        assert _sync_with_stderr_on(sim, folder, log.fileno()) == 0
+    assert logged.read_text() == ""

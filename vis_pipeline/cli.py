@@ -28,6 +28,7 @@ from vis_pipeline.envfile import (
     write_demo_env_file,
     written_by_demo,
 )
+from vis_pipeline.progress import on_terminal
 from vis_pipeline.settings import Settings, SettingsError, variable_of
 
 EXIT_OK = 0
@@ -195,9 +196,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             _check_range(args.first, args.last)
             if args.rebuild:
                 _set_aside(settings)
-            outcome = run_sync(
-                settings, args.first, args.last, full=args.full or args.rebuild, yes=args.yes
-            )
+            with on_terminal():  # a status line on a terminal, nothing in a log
+                outcome = run_sync(
+                    settings, args.first, args.last, full=args.full or args.rebuild, yes=args.yes
+                )
             return _print_sync(outcome, verbose=args.verbose)
         if args.command == "status":
             return show_status(settings)

@@ -5,11 +5,13 @@ The Dagster events asset and the benchmark's library path both call :func:`sync_
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from functools import partial
+from time import monotonic
 from zoneinfo import ZoneInfo
 
 import duckdb
@@ -18,6 +20,7 @@ from vis_pipeline.batch import NormalizedBatch
 from vis_pipeline.errors import VISDaysFailed
 from vis_pipeline.extract import WindowExtractor, WindowFailure, WindowResult
 from vis_pipeline.extract_process import ExtractionProcess
+from vis_pipeline.progress import PROGRESS_LOGGER
 from vis_pipeline.warehouse import (
     WindowSync,
     days_landed_since_sync,
@@ -27,6 +30,8 @@ from vis_pipeline.warehouse import (
     record_settled,
     settled_windows,
 )
+
+PROGRESS = logging.getLogger(PROGRESS_LOGGER)
 
 OpenWarehouse = Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]]
 """Opens a write connection to the warehouse for the run (and closes it at the end)."""
@@ -103,11 +108,43 @@ def sync_days(
         # Normalising runs on the extraction's side, so this thread only writes: a window is
         # loaded while the next one is fetched and normalised.
         prepared = source([windows[day] for day in to_fetch], partial(_normalize_window, tz=tz))
+        progress = _Progress(len(days), len(settled))
         loaded = [
-            _load_day(conn, day, ready, run_id)
+            progress.done(_load_day(conn, day, ready, run_id))
             for day, ready in zip(to_fetch, prepared, strict=True)
         ]
     return sorted(settled + loaded, key=lambda item: item.local_date)
+
+
+class _Progress:
+    """Says after each day how far the sync is (see vis_pipeline.progress; quiet by default)."""
+
+    def __init__(self, days: int, settled: int) -> None:
+        self._days = days
+        self._settled = settled
+        self._fetched = 0
+        self._events = 0
+        self._began = monotonic()
+
+    def done(self, day: DaySync) -> DaySync:
+        """Count ``day`` as finished and say so; returns it."""
+        self._fetched += 1
+        self._events += day.loaded
+        elapsed = max(monotonic() - self._began, 1e-6)
+        finished = self._settled + self._fetched
+        eta = elapsed / self._fetched * (self._days - finished)
+        PROGRESS.info(
+            "%d/%d days, %s events, %s events/s, about %d:%02d left (%s %s)",
+            finished,
+            self._days,
+            f"{self._events:,}",
+            f"{self._events / elapsed:,.0f}",
+            eta // 60,
+            eta % 60,
+            day.local_date,
+            day.status,
+        )
+        return day
 
 
 WindowSource = Callable[
