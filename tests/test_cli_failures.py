@@ -98,6 +98,7 @@ def _one_clear_line(ran: Ran, code: int, says: str, *, lines: int = 2) -> None:
         ("VIS_TIMEOUT_SECONDS", "0"),
         ("VIS_TIMEZONE", "Mars/Olympus"),
         ("VIS_START_DATE", "yesterday"),
+        ("VIS_WAREHOUSE", "vis.duckdb"),
     ],
 )
 def test_a_bad_setting_stops_before_any_run_and_writes_nothing(

@@ -73,6 +73,17 @@ def _iso_date(value: str) -> str | None:
     return None
 
 
+WAREHOUSE_SCHEMAS = frozenset({"raw", "vis", "reports"})
+"""The warehouse's schemas: DuckDB names a file's catalog after the file, so a file named after
+one of them (``vis.duckdb``) would make every ``vis.<table>`` ambiguous."""
+
+
+def _warehouse_file(value: str) -> str | None:
+    if Path(value).stem.casefold() in WAREHOUSE_SCHEMAS:
+        return "must not be named after a schema of the warehouse (for example warehouse.duckdb)"
+    return None
+
+
 def _http_url(value: str) -> str | None:
     if value.startswith(("http://", "https://")):
         return None
@@ -185,7 +196,7 @@ class Settings:
     events."""
     repair_budget: int = _setting(2000, "VIS_REPAIR_BUDGET", _at_least(1))
     """Requests one day's repairs may spend beyond its planned counts and pages."""
-    warehouse: str = _setting(DEFAULT_WAREHOUSE, "VIS_WAREHOUSE")
+    warehouse: str = _setting(DEFAULT_WAREHOUSE, "VIS_WAREHOUSE", _warehouse_file)
     timezone: str = _setting("UTC", "VIS_TIMEZONE", _time_zone)
     """The business's time zone: local days, partitions and reports follow it."""
     start_date: str = _setting(DEFAULT_START_DATE, "VIS_START_DATE", _iso_date)

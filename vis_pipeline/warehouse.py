@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 import pyarrow as pa
 
+from vis_pipeline import settings
 from vis_pipeline.batch import (
     EVENTS_SCHEMA,
     RAW_SCHEMA,
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
 SCHEMA_FOLDER = "schema"
 """SQL folder whose files, in name order, create the warehouse (each one idempotent)."""
 
-WAREHOUSE_SCHEMAS: frozenset[str] = frozenset({"raw", "vis", "reports"})
+WAREHOUSE_SCHEMAS: frozenset[str] = settings.WAREHOUSE_SCHEMAS
 """Schemas of the warehouse (created by the schema files)."""
 
 SESSION_TIME_ZONE = "UTC"
@@ -185,6 +186,12 @@ def connect(path: str | Path, *, read_only: bool = False) -> duckdb.DuckDBPyConn
     The file must not be named after a schema (``vis.duckdb``...): see ``apply_schema``.
     """
     target = str(path)
+    if Path(target).stem.casefold() in WAREHOUSE_SCHEMAS:
+        # Refused before DuckDB creates the file: a refused name leaves nothing behind.
+        raise WarehouseError(
+            f"the warehouse file {Path(target).name} is named after a schema of the warehouse, "
+            "which makes its tables ambiguous; rename it (for example warehouse.duckdb)"
+        )
     if not read_only and target != ":memory:":
         Path(target).parent.mkdir(parents=True, exist_ok=True)
     conn = duckdb.connect(target, read_only=read_only)
