@@ -707,6 +707,8 @@ def test_a_file_named_after_a_schema_is_refused_clearly(tmp_path: Path, name: st
     path = tmp_path / "w" / name
     with pytest.raises(wh.WarehouseError, match="rename the file"):
         wh.connect(path)
+    assert not path.parent.exists(), "a refused name left something behind"
+    path.parent.mkdir()
     with duckdb.connect(str(path)) as direct, pytest.raises(wh.WarehouseError, match="rename"):
         wh.apply_schema(direct)
 

@@ -190,7 +190,7 @@ def connect(path: str | Path, *, read_only: bool = False) -> duckdb.DuckDBPyConn
         # Refused before DuckDB creates the file: a refused name leaves nothing behind.
         raise WarehouseError(
             f"the warehouse file {Path(target).name} is named after a schema of the warehouse, "
-            "which makes its tables ambiguous; rename it (for example warehouse.duckdb)"
+            "which makes its tables ambiguous; rename the file (for example warehouse.duckdb)"
         )
     if not read_only and target != ":memory:":
         Path(target).parent.mkdir(parents=True, exist_ok=True)
