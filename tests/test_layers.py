@@ -35,6 +35,7 @@ LAYERS: list[set[str]] = [
     {"dashboard"},
     {"exports"},
     {"defs"},
+    {"webhook_commands"},
     {"cli"},
 ]
 """Lowest first: ``errors`` < ``client`` < ``extract`` < ... < ``defs`` < ``cli``."""

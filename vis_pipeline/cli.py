@@ -1,4 +1,5 @@
-"""The ``vis-pipeline`` command: simulate, sync, status, export, demo, ui.
+"""The ``vis-pipeline`` command: simulate, sync, status, export, demo, ui; receive, drain and
+webhooks for real time (``webhook_commands``).
 
 Expected failures (bad input, an unreachable API, a rejected token) print one clear line and
 exit non-zero (2 for usage errors); tracebacks are for bugs only.
@@ -35,6 +36,9 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+
+WEBHOOK_COMMANDS = ("receive", "drain", "webhooks")
+"""The real-time commands, run by ``vis_pipeline.webhook_commands``."""
 
 CODE_LOCATION = "vis_pipeline.defs"
 """The module Dagster loads the code location from (``Definitions`` built from settings)."""
@@ -103,6 +107,7 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     from vis_pipeline.exports import FORMATS, exportable_names
     from vis_pipeline.simulator.process import add_arguments as add_simulator_arguments
+    from vis_pipeline.webhook_commands import add_commands as add_webhook_commands
 
     parser = _Parser(
         prog="vis-pipeline",
@@ -153,6 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
         "import", help="replace the directory with a CSV whose header holds user_id and name"
     )
     imported.add_argument("file", type=Path, help="the CSV file")
+    add_webhook_commands(commands)  # receive, drain, webhooks
 
     demo = commands.add_parser(
         "demo", help="simulator + sync + summary, no setup needed", formatter_class=defaults
@@ -164,6 +170,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="keep the simulator running afterwards (until Ctrl-C), so the UI can run more",
     )
+    demo.add_argument(
+        "--live",
+        action="store_true",
+        help="then run the simulator's clock and watch calls land through webhooks",
+    )
+    demo.add_argument("--live-seconds", type=int, default=60, help="how long --live runs")
 
     ui = commands.add_parser(
         "ui", help="the Dagster UI and daemon on this project's instance", formatter_class=defaults
@@ -183,7 +195,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             # The demo writes its own .env (the file of an earlier demo must not steer it) and
             # brings its own token: the user's credentials are none of its business.
             settings = Settings.from_env(_without_credentials(os.environ))
-            return run_demo(settings, args.days, args.calls_per_day, serve=args.serve)
+            live_seconds = args.live_seconds if args.live else 0
+            return run_demo(
+                settings, args.days, args.calls_per_day, serve=args.serve, live=live_seconds
+            )
         environment = project_environment()
         if environment != dict(os.environ):
             _restart_with(environment, argv)
@@ -208,6 +223,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_export(settings, args.report, args.first, args.last, args.fmt, args.output)
         if args.command == "users":
             return import_users(settings, args.file)
+        if args.command in WEBHOOK_COMMANDS:
+            from vis_pipeline.webhook_commands import run_command
+
+            return run_command(settings, args)
         return run_ui(settings, args.host, args.port)
     except (UsageError, SettingsError) as exc:
         print(f"vis-pipeline: {exc}", file=sys.stderr)
@@ -483,7 +502,9 @@ def run_export(
     return EXIT_OK
 
 
-def run_demo(settings: Settings, days: int, calls_per_day: int, *, serve: bool = False) -> int:
+def run_demo(
+    settings: Settings, days: int, calls_per_day: int, *, serve: bool = False, live: int = 0
+) -> int:
     """Start a simulator, sync its whole range through Dagster, and say where to look.
 
     The sync is the user's own command, run with the simulator's address and token in its
@@ -491,6 +512,8 @@ def run_demo(settings: Settings, days: int, calls_per_day: int, *, serve: bool =
     enters this process's environment. The same values go to ``.env``, so that ``vis-pipeline
     ui`` (and any command) started from this folder reproduces the demo; with ``serve`` the
     simulator stays up until Ctrl-C, so the UI can run more partitions, backfills and checks.
+    With ``live`` (seconds), the simulator's clock starts at 09:00 on the last day and then runs
+    that long through the morning, its calls delivered by webhooks (``run_live_demo``).
     """
     from vis_pipeline.simulator.process import SimulatorOptions, SimulatorProcess
 
@@ -507,6 +530,7 @@ def run_demo(settings: Settings, days: int, calls_per_day: int, *, serve: bool =
         calls_per_day=calls_per_day,
         tz=settings.timezone,
         token=DEMO_TOKEN,
+        now=_live_start(last, settings.timezone) if live else None,
     )
     print(f"starting the VIS simulator: {days} days x ~{calls_per_day} calls a day")
     with SimulatorProcess(options) as sim:
@@ -531,10 +555,24 @@ def run_demo(settings: Settings, days: int, calls_per_day: int, *, serve: bool =
         page = Path("exports") / f"dashboard_{first.isoformat()}_{last.isoformat()}.html"
         if run_export(demo_settings, "dashboard", first, last, "html", page) != EXIT_OK:
             return EXIT_FAILED
+        if live:
+            from vis_pipeline.webhook_commands import run_live_demo
+
+            run_live_demo(sim.control, demo_settings, environment, live)
         _print_where_to_look(demo_settings, page, serving=serve)
         if serve:
             _wait_for_stop_signal()
     return EXIT_OK
+
+
+def _live_start(day: date, tz: str) -> str:
+    """09:00 local on ``day``, as the simulator's first clock reading for the live demo."""
+    from zoneinfo import ZoneInfo
+
+    from vis_pipeline.records import format_instant_ms, to_epoch_ms
+
+    moment = datetime.combine(day, datetime.min.time().replace(hour=9), ZoneInfo(tz))
+    return format_instant_ms(to_epoch_ms(moment))
 
 
 OTHER_CREDENTIALS = (

@@ -27,10 +27,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import duckdb
@@ -38,13 +39,14 @@ import orjson
 import pyarrow as pa
 
 from vis_pipeline.batch import NormalizedBatch
+from vis_pipeline.locking import warehouse_lock
 from vis_pipeline.normalize import normalize_events
 from vis_pipeline.records import FINAL_STATES, RejectedRecord, event_problem
 from vis_pipeline.reports import materialize_reports
 from vis_pipeline.spool import DEFAULT_BATCH_RECORDS, Spool, SpoolEntry
 from vis_pipeline.sqlfiles import load_sql
 from vis_pipeline.sync import local_day_window
-from vis_pipeline.warehouse import LANDINGS_SCHEMA, load_webhook_events
+from vis_pipeline.warehouse import LANDINGS_SCHEMA, connect, load_webhook_events
 
 OpenWarehouse = Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]]
 """Opens a write connection to the warehouse (under its lock) and closes it at the end."""
@@ -85,6 +87,8 @@ class Drained:
     """Wall-clock time (epoch seconds) the merge committed: the events are queryable from then."""
     event_ids: list[int] = field(default_factory=list)
     """Ids of the events merged."""
+    finished_ids: list[int] = field(default_factory=list)
+    """Ids of the events merged in a final state (calls that ended)."""
 
 
 @dataclass
@@ -128,6 +132,42 @@ def drain_spool(
     if purged.set_aside:
         log.warning("set aside %d damaged spool segments", len(purged.set_aside))
     return drained
+
+
+def follow_spool(
+    spool: Spool,
+    open_warehouse: OpenWarehouse,
+    tz: str,
+    *,
+    every: float,
+    reports_every: float,
+    should_stop: Callable[[], bool],
+    on_drained: Callable[[Drained], None],
+) -> None:
+    """Drain again and again until ``should_stop()``: at once while deliveries keep coming,
+    ``every`` seconds apart when the spool is empty; the reports of the days touched are
+    recomputed at most every ``reports_every`` seconds (they take longer than a merge)."""
+    touched: set[date] = set()
+    reported = time.monotonic()
+    while not should_stop():
+        drained = drain_spool(spool, open_warehouse, tz, refresh_reports=False)
+        touched.update(drained.days)
+        if touched and time.monotonic() - reported >= reports_every:
+            with open_warehouse() as conn:
+                materialize_reports(conn, min(touched), max(touched), tz)
+            touched.clear()
+            reported = time.monotonic()
+        if drained.deliveries:
+            on_drained(drained)
+        else:
+            time.sleep(every)
+
+
+@contextmanager
+def warehouse_writer(path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    """The warehouse at ``path`` opened for writing under its inter-process lock."""
+    with warehouse_lock(path), connect(path) as conn:
+        yield conn
 
 
 def _latest_versions(
@@ -189,6 +229,7 @@ def _merge(
         days=days,
         committed_at=time.time(),
         event_ids=[int(ident) for ident in batch.events["event_id"]],
+        finished_ids=[int(i) for i in batch.events.loc[batch.events["is_final"], "event_id"]],
     )
 
 

@@ -70,6 +70,9 @@ DEFAULT_BATCH_RECORDS = 20_000
 READ_BYTES = 32 * 1024 * 1024
 """Bytes read from one segment at a time (a frame is far smaller: the receiver caps bodies)."""
 
+ABANDONED_SECONDS = 60.0
+"""A hidden file of a writer is left alone this long (it is locked right after it is made)."""
+
 LOCK_TIMEOUT_SECONDS = 60.0
 """How long a drain waits for another to finish."""
 
@@ -341,10 +344,21 @@ class Spool:
         return purged
 
     def _remove_abandoned_hidden_files(self) -> None:
-        """Hidden files of a writer killed while creating a segment (empty, never used)."""
+        """Hidden files of a writer killed while creating a segment (empty, never used).
+
+        Only old ones: a writer creates its file first and locks it a moment later, so a
+        young unlocked one may be a segment about to be born.
+        """
+        old_enough = time.time() - ABANDONED_SECONDS
         for entry in os.scandir(self.folder):
-            if entry.name.startswith(".new-") and not _held_by_writer(Path(entry.path)):
-                Path(entry.path).unlink(missing_ok=True)
+            if not entry.name.startswith(".new-"):
+                continue
+            path = Path(entry.path)
+            try:
+                if entry.stat().st_mtime < old_enough and not _held_by_writer(path):
+                    path.unlink(missing_ok=True)
+            except FileNotFoundError:
+                continue
 
     @contextmanager
     def drain_lock(self, timeout: float = LOCK_TIMEOUT_SECONDS) -> Iterator[None]:
