@@ -14,7 +14,6 @@ this module only says when they run and what they tell Dagster (counts, never a 
   over the local days it may have missed deliveries on.
 """
 
-
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
