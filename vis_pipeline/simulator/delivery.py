@@ -3,7 +3,7 @@
 The clock drives what is sent (``changes.py``): each move of the simulated clock queues, for
 every webhook that may receive it, each call change between the old and the new reading. The
 senders POST them to the webhook's URL at once, in real time, a few at a time (so deliveries
-may overtake each other, as the API notes warn).
+may overtake each other, as the API notes warn), through a lean HTTP/1.1 client (``sender.py``).
 
 A delivery that is not answered 2xx within the API's limits (connect within 3 s, answer within
 2 s) is tried again ``behaviour.webhook_retry_seconds`` later (10 s, as the API notes say, in
@@ -29,10 +29,9 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import httpx
-
 from vis_pipeline.records import format_instant_ms
 from vis_pipeline.simulator.changes import Change, change_at, changes_between
+from vis_pipeline.simulator.sender import Sender
 from vis_pipeline.simulator.signing import delivery_request, forged_signature
 
 if TYPE_CHECKING:
@@ -58,9 +57,6 @@ LOG_SIZE = 200_000
 
 UNKNOWN_WEBHOOK_ID = "999999999"
 """The id an unknown-webhook fault claims to come from (ids start at 184094)."""
-
-NO_ANSWER = 0
-"""Status logged for an attempt that got no HTTP answer (refused, timed out, cut)."""
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +87,7 @@ class Deliverer:
         self._webhooks = webhooks
         self._injector = injector
         self._queue: asyncio.Queue[Delivery] | None = None
-        self._client: httpx.AsyncClient | None = None
+        self._sender = Sender(CONNECT_SECONDS, ANSWER_SECONDS)
         self._senders: list[asyncio.Task[None]] = []
         self._sequence = 0
         self.in_flight = 0
@@ -160,12 +156,6 @@ class Deliverer:
         if self._queue is not None:
             return
         self._queue = asyncio.Queue()
-        self._client = httpx.AsyncClient(
-            timeout=httpx.Timeout(ANSWER_SECONDS, connect=CONNECT_SECONDS),
-            limits=httpx.Limits(max_connections=SENDERS, max_keepalive_connections=SENDERS),
-            # The receiver's address is given, never found through a proxy.
-            trust_env=False,
-        )
         loop = asyncio.get_running_loop()
         self._senders = [loop.create_task(self._send_forever()) for _ in range(SENDERS)]
 
@@ -207,13 +197,8 @@ class Deliverer:
 
     async def _post(self, hook: Webhook, delivery: Delivery) -> int:
         """POST the delivery to the webhook's URL: the answer's status, or NO_ANSWER."""
-        assert self._client is not None
         body, headers = self._request(hook, delivery)
-        try:
-            answer = await self._client.post(hook.url, content=body, headers=headers)
-        except httpx.HTTPError:
-            return NO_ANSWER
-        return answer.status_code
+        return await self._sender.post(hook.url, body, headers)
 
     def _request(self, hook: Webhook, delivery: Delivery) -> tuple[bytes, list[tuple[str, str]]]:
         """The delivery's body and headers under the webhook's metadataPolicy."""
