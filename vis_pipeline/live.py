@@ -85,8 +85,6 @@ class Drained:
     """Rows each report holds for those days, when they were recomputed."""
     committed_at: float | None = None
     """Wall-clock time (epoch seconds) the merge committed: the events are queryable from then."""
-    event_ids: list[int] = field(default_factory=list)
-    """Ids of the events merged."""
     finished_ids: list[int] = field(default_factory=list)
     """Ids of the events merged in a final state (calls that ended)."""
 
@@ -228,7 +226,6 @@ def _merge(
         rejected=load.rejected,
         days=days,
         committed_at=time.time(),
-        event_ids=[int(ident) for ident in batch.events["event_id"]],
         finished_ids=[int(i) for i in batch.events.loc[batch.events["is_final"], "event_id"]],
     )
 
