@@ -188,6 +188,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     # Dagster flags single-run backfills as beta on every load; it is not the user's concern.
     warnings.filterwarnings("ignore", message=".*backfill_policy.*")
+    # Dagster marks some of the features the location uses as beta or preview on every load.
+    warnings.filterwarnings("ignore", message=r".*is currently in (beta|preview)")
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
