@@ -752,10 +752,10 @@ def test_a_refresh_token_revoked_mid_sync_fails_it_in_one_line_with_whole_days_o
     assert sim.control.revoke_refresh_tokens() >= 1
     code, out, err = finished(process)
     assert code == 1
-    # The summary is one line; what follows it is the extraction process's own traceback,
-    # which the command line shows after the line (a note of the error raised in the child).
+    # One line says what failed; the next only says where the whole log is.
     (line,) = failure_lines(err)
-    assert err.splitlines()[0] == line
+    assert err.splitlines()[0] == line and len(err.strip().splitlines()) == 2
+    assert "Traceback" not in err and "--verbose" in err
     assert "the refresh token" in line and "refused" in line and "revoked" in line
     counted = tokens(sim)
     assert counted["refused"] == 1 and counted["requests"] <= 6
@@ -777,7 +777,8 @@ def test_a_wrong_client_secret_fails_the_sync_in_one_line_after_one_token_reques
         )
     )
     assert code == 1
-    assert err.strip().splitlines() == failure_lines(err)
+    assert err.strip().splitlines()[:1] == failure_lines(err)
+    assert len(err.strip().splitlines()) == 2 and "--verbose" in err  # the log pointer
     (line,) = failure_lines(err)
     assert "VIS_CLIENT_SECRET" in line and "refused" in line
     assert tokens(fresh_simulator)["requests"] == 1
@@ -807,7 +808,8 @@ def test_a_failing_token_command_fails_the_sync_in_one_line(
         )
     )
     assert code == 1
-    assert err.strip().splitlines() == failure_lines(err)
+    assert err.strip().splitlines()[:1] == failure_lines(err)
+    assert len(err.strip().splitlines()) == 2 and "--verbose" in err  # the log pointer
     (line,) = failure_lines(err)
     assert "VIS_TOKEN_COMMAND failed with exit status 3: secret-manager: access denied" in line
     assert len(runs_of(tmp_path)) == 1
