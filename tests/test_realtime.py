@@ -215,8 +215,9 @@ def test_a_receiver_killed_between_the_spool_write_and_the_answer_loses_nothing(
 def test_receivers_killed_during_a_burst_lose_no_acknowledged_delivery(
     sim: SimulatorProcess, home: Path, warehouse_path: Path
 ) -> None:
-    # Retries a second apart: a receiver killed and started again is back within them.
-    sim.control.set_behaviour(webhook_retry_seconds=1.0)
+    # Retries 3 s apart: a receiver killed and started again is back within their 15 s, even
+    # on a busy machine.
+    sim.control.set_behaviour(webhook_retry_seconds=3.0)
     receiver = ReceiverProcess(home).start()
     with VISClient(sim.base_url, sim.token) as client:
         subscribe(client, home, receiver.url)
@@ -289,11 +290,11 @@ def _spool_records(folder: Path, calls: int) -> list[dict]:
 def test_drains_killed_mid_commit_lose_nothing_and_double_nothing(
     home: Path, warehouse_path: Path
 ) -> None:
-    finals = _spool_records(spool_folder(home), 30_000)  # 120,000 deliveries: six batches
+    finals = _spool_records(spool_folder(home), 25_000)  # 100,000 deliveries: five batches
     env = {**os.environ, "VIS_WEBHOOK_HOME": str(home), "VIS_WAREHOUSE": str(warehouse_path)}
     command = [sys.executable, "-m", "vis_pipeline.cli", "drain"]
     killed_working = 0
-    for pause in (0.05, 0.2, 0.35, 0.5, 0.65):
+    for pause in (0.05, 0.25, 0.45, 0.65):
         drainer = subprocess.Popen(
             command, cwd=home.parent, env=env, stdout=subprocess.PIPE, text=True
         )

@@ -151,14 +151,21 @@ def follow_spool(
         drained = drain_spool(spool, open_warehouse, tz, refresh_reports=False)
         touched.update(drained.days)
         if touched and time.monotonic() - reported >= reports_every:
-            with open_warehouse() as conn:
-                materialize_reports(conn, min(touched), max(touched), tz)
-            touched.clear()
+            _refresh_reports(open_warehouse, touched, tz)
             reported = time.monotonic()
         if drained.deliveries:
             on_drained(drained)
         else:
             time.sleep(every)
+    _refresh_reports(open_warehouse, touched, tz)
+
+
+def _refresh_reports(open_warehouse: OpenWarehouse, days: set[date], tz: str) -> None:
+    """Recompute the reports of ``days`` (none: nothing) and forget them."""
+    if days:
+        with open_warehouse() as conn:
+            materialize_reports(conn, min(days), max(days), tz)
+        days.clear()
 
 
 @contextmanager

@@ -233,7 +233,7 @@ class Receiver:
         self._unlogged[reason] += 1
         now = time.monotonic()
         if now - self._logged_at.get(reason, -LOG_EVERY_SECONDS) >= LOG_EVERY_SECONDS:
-            log.warning("refused %d deliveries: %s", self._unlogged.pop(reason), reason)
+            log.warning("deliveries refused (%s): %d", reason, self._unlogged.pop(reason))
             self._logged_at[reason] = now
 
     def health(self) -> dict[str, Any]:

@@ -48,7 +48,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         sensors=[
             build_freshness_sensor(settings.timezone, settings.freshness_hour, settings.start),
             build_failure_sensor(settings.alert_webhook_url, [sync_job, drain_job]),
-            build_drain_sensor(settings, drain_job),
+            build_drain_sensor(settings),
         ],
         resources=build_resources(settings),
     )

@@ -81,13 +81,17 @@ def build_drain_job(settings: Settings) -> dg.JobDefinition:
     return drain_webhook_spool
 
 
-def build_drain_sensor(settings: Settings, job: dg.JobDefinition) -> dg.SensorDefinition:
-    """The sensor asking for a drain run when the spool holds something new."""
+def build_drain_sensor(settings: Settings) -> dg.SensorDefinition:
+    """The sensor asking for a drain run when the spool holds something new.
+
+    It names its job rather than holding it: Dagster rebuilds a sensor that holds a job
+    needing resources, and warns about it on every load of the location.
+    """
     folder = spool_folder(settings.webhook_path)
 
     @dg.sensor(
         name=DRAIN_SENSOR,
-        job=job,
+        job_name=DRAIN_JOB,
         minimum_interval_seconds=settings.drain_interval_seconds,
         description="Asks for a drain run when the webhook spool holds deliveries.",
     )
