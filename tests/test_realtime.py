@@ -365,7 +365,7 @@ def test_bad_or_missing_signatures_oversize_and_malformed_bodies_are_refused_unw
     assert "bad signature" in text
 
 
-def test_a_failed_webhook_is_renewed_by_the_schedule_and_the_gap_synced_exactly(
+def test_a_failed_or_forgotten_webhook_is_restored_by_the_schedule_and_the_gap_synced_exactly(
     sim: SimulatorProcess, home: Path, warehouse_path: Path, dagster_home: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
@@ -428,6 +428,21 @@ def test_a_failed_webhook_is_renewed_by_the_schedule_and_the_gap_synced_exactly(
             truth = sim.control.truth(int(start.timestamp() * 1000), int(end.timestamp() * 1000))
             assert_same_events(warehouse_events(warehouse_path), expected_events(truth, TZ))
             # Renewed: deliveries come again, and land.
+            sim.control.advance(600)
+            sim.control.wait_for_deliveries(30)
+            assert drain(home, warehouse_path).events > 0
+            assert tick(instance) == []
+            # The API forgets the webhook: the schedule subscribes again and catches up.
+            with VISClient(sim.base_url, sim.token) as client:
+                (hook,) = client.list_webhooks()
+                client.destroy_webhook(hook["id"])
+            sim.control.advance(1800)
+            (request,) = tick(instance)
+            assert job.execute_in_process(instance=instance, tags=request.tags).success
+            truth = sim.control.truth(int(start.timestamp() * 1000), int(end.timestamp() * 1000))
+            assert_same_events(warehouse_events(warehouse_path), expected_events(truth, TZ))
+            with VISClient(sim.base_url, sim.token) as client:
+                assert [h["url"] for h in client.list_webhooks()] == [hook["url"]]
             sim.control.advance(600)
             sim.control.wait_for_deliveries(30)
             assert drain(home, warehouse_path).events > 0
