@@ -36,12 +36,6 @@ EXIT_USAGE = 2
 DEFAULT_RECEIVER_PORT = 8090
 """Port ``vis-pipeline receive`` listens on unless told otherwise."""
 
-WEBHOOK_ACTIONS = ("subscribe", "list", "renew", "unsubscribe")
-"""What ``vis-pipeline webhooks`` does."""
-
-COMMANDS = ("receive", "drain", "webhooks")
-"""The commands this module runs."""
-
 
 class Usage(Exception):
     """Input the user can fix (the CLI prints it and exits 2)."""
