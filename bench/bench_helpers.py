@@ -23,8 +23,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as dtime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
+
+if TYPE_CHECKING:  # contenders import this module: numpy is not part of their start-up
+    import numpy as np
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 """The repository's top folder: contenders run with it as their working directory."""
@@ -279,19 +282,23 @@ class Fingerprint:
         return dict(self.__dict__)
 
 
-def truth_fingerprint(truth: Iterable[Mapping[str, Any]]) -> tuple[Fingerprint, set[int]]:
-    """Fingerprint and id set of the simulator's truth, computed record by record."""
-    ids: set[int] = set()
+def truth_fingerprint(truth: Iterable[Mapping[str, Any]]) -> tuple[Fingerprint, np.ndarray]:
+    """Fingerprint and distinct ids (sorted) of the simulator's truth, computed record by
+    record: ``truth`` may be a generator over days, so a year is never held as records."""
+    import numpy as np
+
+    ids: list[int] = []
     count = id_sum = finals = start_sum = duration_sum = 0
     for record in truth:
         count += 1
-        ids.add(record["id"])
+        ids.append(record["id"])
         id_sum += record["id"]
         finals += record.get("state") in FINAL_STATES
         start = datetime.fromisoformat(record["startTime"]).astimezone(UTC)
         start_sum += _epoch_ms(start)
         duration_sum += record.get("duration") or 0
-    return Fingerprint(count, len(ids), id_sum, finals, start_sum, duration_sum), ids
+    distinct = np.unique(np.array(ids, dtype=np.int64))
+    return Fingerprint(count, len(distinct), id_sum, finals, start_sum, duration_sum), distinct
 
 
 @dataclass(frozen=True)
@@ -305,9 +312,10 @@ class TableSpec:
     duration_column: str
 
 
-def table_fingerprint(path: Path, spec: TableSpec) -> tuple[Fingerprint, set[int]]:
-    """Fingerprint and id set of a contender's events table, read from its DuckDB file."""
+def table_fingerprint(path: Path, spec: TableSpec) -> tuple[Fingerprint, np.ndarray]:
+    """Fingerprint and distinct ids (sorted) of a contender's events table, from its file."""
     import duckdb
+    import numpy as np
 
     finals = ", ".join(f"'{state}'" for state in sorted(FINAL_STATES))
     query = f"""
@@ -318,12 +326,13 @@ def table_fingerprint(path: Path, spec: TableSpec) -> tuple[Fingerprint, set[int
                coalesce(sum({spec.duration_column}::HUGEINT), 0)
         FROM {spec.table}
     """
+    distinct_ids = f"""
+        SELECT DISTINCT {spec.id_column}::BIGINT AS id FROM {spec.table}
+        WHERE {spec.id_column} IS NOT NULL ORDER BY 1
+    """
     with duckdb.connect(str(path), read_only=True) as conn:
         row = conn.execute(query).fetchone()
-        ids = {
-            value
-            for (value,) in conn.execute(f"SELECT {spec.id_column} FROM {spec.table}").fetchall()
-        }
+        ids = np.asarray(conn.execute(distinct_ids).fetchnumpy()["id"], dtype=np.int64)
     assert row is not None
     return Fingerprint(*(int(value) for value in row)), ids
 

@@ -69,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
             "loaded": sum(item.loaded for item in synced),
             "rejected": sum(item.rejected for item in synced),
             "pages": sum(item.pages for item in synced),
+            "requests": sum(item.requests for item in synced),
+            "repair_requests": sum(item.repair_requests for item in synced),
             "retries": sum(item.retries for item in synced),
             "import_s": round(imported - started, 3),
             "work_s": round(finished - imported, 3),
