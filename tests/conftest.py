@@ -35,7 +35,7 @@ def fresh_simulator(simulator: SimulatorProcess) -> Iterator[SimulatorProcess]:
 @pytest.fixture
 def warehouse_path(tmp_path: Path) -> Path:
     """Where a test's DuckDB warehouse file lives (created by the code under test)."""
-    return tmp_path / "warehouse" / "warehouse.duckdb"
+    return tmp_path / "warehouse" / "warehouse.sqlite"
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import random
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -332,3 +333,14 @@ def build_warehouse(
     _, end = local_day_window(last, tz)
     truth = sim.control.truth(int(start.timestamp() * 1000), int(end.timestamp() * 1000))
     return Built(path, truth, users, tz, first, last)
+
+
+def copy_warehouse(source: Path, target: Path) -> Path:
+    """A copy of the warehouse whose SQLite catalog is ``source`` (its data folder beside it) at
+    ``target``: the copy is a warehouse of its own, its data folder beside its catalog."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(source, target)
+    shutil.copytree(
+        source.with_name(f"{source.stem}-data"), target.with_name(f"{target.stem}-data")
+    )
+    return target

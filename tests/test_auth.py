@@ -421,7 +421,7 @@ def test_the_token_command_runs_once_per_token_life_across_both_processes(
     life = 2.0
     sim.control.set_behaviour(probability=1.0, kinds=["slow"], slow_seconds=0.4)
     provider = CommandToken(token_command(tmp_path), ttl_seconds=life)
-    warehouse = tmp_path / "warehouse.duckdb"
+    warehouse = tmp_path / "warehouse.sqlite"
     days = [FIRST + timedelta(days=n) for n in range(SMALL.days)]
     began = time.monotonic()
     with (
@@ -638,7 +638,7 @@ def cli_environment(sim: SimulatorProcess, folder: Path, **variables: str) -> di
         VIS_CLIENT_SECRET=CLIENT_SECRET,
         VIS_USERNAME=USERNAME,
         VIS_PASSWORD=PASSWORD,
-        VIS_WAREHOUSE=str(folder / "warehouse.duckdb"),
+        VIS_WAREHOUSE=str(folder / "warehouse.sqlite"),
         DAGSTER_HOME=str(folder / "dagster_home"),
         VIS_START_DATE="2026-01-01",
     )
@@ -673,7 +673,7 @@ def failure_lines(err: str) -> list[str]:
 
 def days_in_warehouse(folder: Path) -> dict[date, int]:
     """Events per local day in the warehouse of ``folder`` (nothing if it was never made)."""
-    path = folder / "warehouse.duckdb"
+    path = folder / "warehouse.sqlite"
     if not path.exists():
         return {}
     with connect(path, read_only=True) as conn:
@@ -707,7 +707,7 @@ def test_a_sync_that_outlives_six_tokens_is_exact_and_leaks_nothing(
     start, end = local_day_window(FIRST, "UTC")[0], local_day_window(LAST, "UTC")[1]
     truth = sim.control.truth(ms(start), ms(end))
     assert_same_events(
-        warehouse_events(tmp_path / "warehouse.duckdb"), expected_events(truth, "UTC")
+        warehouse_events(tmp_path / "warehouse.sqlite"), expected_events(truth, "UTC")
     )
 
     counted, statuses = tokens(sim), api_statuses(sim)

@@ -12,10 +12,10 @@ from dataclasses import replace
 from datetime import date, timedelta
 from pathlib import Path
 
-import duckdb
 import pytest
 from helpers import assert_same_events, expected_events, warehouse_events
 
+from vis_pipeline import warehouse as wh
 from vis_pipeline.cli import main
 from vis_pipeline.simulator.process import SimulatorOptions, SimulatorProcess
 from vis_pipeline.sync import local_day_window
@@ -77,7 +77,7 @@ def test_sync_of_a_fortnight_equals_the_truth_and_a_rerun_changes_nothing(
 
     assert main(args) == 0
     assert_same_events(warehouse_events(warehouse_path), expected_events(truth, tz))
-    with duckdb.connect(str(warehouse_path), read_only=True) as conn:
+    with wh.connect(warehouse_path, read_only=True) as conn:
         statuses = conn.execute(
             "SELECT status, count(*) FROM vis.sync_windows GROUP BY ALL ORDER BY 1"
         ).fetchall()
@@ -187,7 +187,7 @@ def project_free_environment(**values: str) -> dict[str, str]:
 def test_the_env_file_gives_the_settings_and_the_token_and_wins_as_in_dagster(
     fortnight: SimulatorProcess, tmp_path: Path
 ) -> None:
-    warehouse = tmp_path / "from-env-file.duckdb"
+    warehouse = tmp_path / "from-env-file.sqlite"
     (tmp_path / ".env").write_text(
         f"VIS_BASE_URL={fortnight.base_url}\n"
         f"VIS_ACCESS_TOKEN={fortnight.token}\n"
@@ -196,7 +196,7 @@ def test_the_env_file_gives_the_settings_and_the_token_and_wins_as_in_dagster(
         f"DAGSTER_HOME={tmp_path / 'home'}\n"
     )
     # The environment says otherwise: the file wins, as it does for `dagster dev`.
-    environment = project_free_environment(VIS_WAREHOUSE=str(tmp_path / "not-this.duckdb"))
+    environment = project_free_environment(VIS_WAREHOUSE=str(tmp_path / "not-this.sqlite"))
     args = ["sync", "--from", FIRST.isoformat(), "--to", FIRST.isoformat()]
     done = subprocess.run(
         [sys.executable, "-m", "vis_pipeline.cli", *args],
@@ -208,7 +208,7 @@ def test_the_env_file_gives_the_settings_and_the_token_and_wins_as_in_dagster(
         check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert not (tmp_path / "not-this.duckdb").exists()
+    assert not (tmp_path / "not-this.sqlite").exists()
     assert (tmp_path / "home" / "dagster.yaml").exists()
     truth = truth_between(fortnight, FIRST, FIRST, "UTC")
     assert_same_events(warehouse_events(warehouse), expected_events(truth, "UTC"))

@@ -196,7 +196,7 @@ def test_a_killed_run_shows_as_failed_and_status_says_so(
     assert record.status == dg.DagsterRunStatus.FAILURE
     # A plain sync afterwards brings every day back, equal to the truth.
     assert run("sync", *RANGE, env=_env(folder, sim), cwd=folder).code == 0
-    warehouse = folder / "data" / "warehouse.duckdb"
+    warehouse = folder / "data" / "warehouse.sqlite"
     assert_same_events(warehouse_events(warehouse), expected_events(_truth(sim), "UTC"))
     assert run("status", env=_env(folder, sim), cwd=folder).code == 0
 
@@ -207,7 +207,7 @@ def test_a_damaged_warehouse_fails_status_and_rebuild_brings_it_back(
     env = _env(folder, sim)
     assert run("sync", *RANGE, env=env, cwd=folder).code == 0
     assert run("status", env=env, cwd=folder).code == 0
-    warehouse = folder / "data" / "warehouse.duckdb"
+    warehouse = folder / "data" / "warehouse.sqlite"
     size = warehouse.stat().st_size
     with warehouse.open("r+b") as handle:  # a bad disk: 4 KB in the middle of the data
         handle.seek(size // 2 // 4096 * 4096)
@@ -229,7 +229,7 @@ def test_export_and_status_need_no_write_access(sim: SimulatorProcess, folder: P
     out = folder.parent / "out"
     out.mkdir()
     data.chmod(0o555)
-    (data / "warehouse.duckdb").chmod(0o444)
+    (data / "warehouse.sqlite").chmod(0o444)
     try:
         assert run("status", env=env, cwd=folder).code == 0
         args = ["export", "daily_call_volume", *RANGE, "--format", "csv"]

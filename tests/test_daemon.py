@@ -80,7 +80,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
         seed=17, start=first_day.isoformat(), days=DAYS, calls_per_day=150, users=4, tz=TZ
     )
     with SimulatorProcess(options) as sim:
-        warehouse = folder / "warehouse.duckdb"
+        warehouse = folder / "warehouse.sqlite"
         env = clean_environment(
             VIS_BASE_URL=sim.base_url,
             VIS_ACCESS_TOKEN=sim.token,

@@ -157,7 +157,7 @@ def five_days(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SyncedDays]:
         # For the module: the instance settings read DAGSTER_HOME, the resources the token.
         patch.setenv("DAGSTER_HOME", str(home))
         patch.setenv("VIS_ACCESS_TOKEN", sim.token)
-        settings = settings_for(sim, work / "warehouse.duckdb")
+        settings = settings_for(sim, work / "warehouse.sqlite")
         with dg.DagsterInstance.from_config(str(home)) as instance:
             result = run_days(settings, days[0], days[-1], instance)
         truth = expected_events(truth_between(sim, days[0], days[-1]), "UTC")
@@ -245,7 +245,7 @@ def test_each_day_has_its_own_count_check_result(five_days: SyncedDays) -> None:
 def test_a_day_corrupted_by_hand_fails_its_own_check_and_no_other(
     five_days: SyncedDays, tmp_path: Path
 ) -> None:
-    corrupted = tmp_path / "corrupted.duckdb"
+    corrupted = tmp_path / "corrupted.sqlite"
     shutil.copy(five_days.settings.warehouse_path, corrupted)
     bad = five_days.days[2]
     with connect(corrupted) as conn:
@@ -382,7 +382,7 @@ def test_each_table_check_fails_on_a_corrupted_copy(
     }
     with dg.DagsterInstance.get() as instance:
         for name, corruption in corruptions.items():
-            copy = tmp_path / f"{name}.duckdb"
+            copy = tmp_path / f"{name}.sqlite"
             shutil.copy(warehouse_path, copy)
             with connect(copy) as conn:
                 conn.execute(corruption)

@@ -39,7 +39,7 @@ from vis_pipeline.simulator.process import SimulatorProcess
 
 @pytest.fixture(scope="module")
 def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("exports") / "warehouse.duckdb"
+    path = tmp_path_factory.mktemp("exports") / "warehouse.sqlite"
     with SimulatorProcess(OPTIONS) as sim:
         build_warehouse(sim, path, FIRST, LAST, TZ)
     with wh.connect(path) as conn:

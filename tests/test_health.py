@@ -25,7 +25,7 @@ LAST = FIRST + timedelta(days=SMALL.days - 1)
 @pytest.fixture(scope="module")
 def synced(simulator: SimulatorProcess, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A warehouse of SMALL's days, events only (no reports yet)."""
-    path = tmp_path_factory.mktemp("health") / "warehouse.duckdb"
+    path = tmp_path_factory.mktemp("health") / "warehouse.sqlite"
     with (
         VISClient(simulator.base_url, simulator.token) as client,
         WindowExtractor(client) as extractor,
@@ -37,7 +37,7 @@ def synced(simulator: SimulatorProcess, tmp_path_factory: pytest.TempPathFactory
 @pytest.fixture
 def copy(synced: Path, tmp_path: Path) -> Path:
     """A copy of the synced warehouse the test may damage."""
-    target = tmp_path / "copy.duckdb"
+    target = tmp_path / "copy.sqlite"
     shutil.copy(synced, target)
     return target
 

@@ -17,7 +17,7 @@ PACKAGE = Path(vis_pipeline.__file__).parent
 
 LAYERS: list[set[str]] = [
     {"errors", "spec", "records", "settings", "sqlfiles", "request_pool", "envfile", "locking"},
-    {"progress"},
+    {"progress", "catalog"},
     {"webhook_signing", "spool"},
     {"retry"},
     {"auth"},

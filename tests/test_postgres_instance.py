@@ -85,7 +85,7 @@ def test_a_sync_a_schedule_tick_and_the_ui_graphql_on_postgres(
     days = [first_day + timedelta(days=n) for n in range(DAYS)]
     options = SimulatorOptions(seed=23, start=first_day.isoformat(), days=DAYS, calls_per_day=150)
     with SimulatorProcess(options) as sim:
-        warehouse = tmp_path / "warehouse.duckdb"
+        warehouse = tmp_path / "warehouse.sqlite"
         env = clean_environment(
             **postgres.environment(),
             VIS_BASE_URL=sim.base_url,

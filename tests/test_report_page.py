@@ -51,7 +51,7 @@ PAGE_WIDTH = 1280
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
-    path = tmp_path_factory.mktemp("page") / "warehouse.duckdb"
+    path = tmp_path_factory.mktemp("page") / "warehouse.sqlite"
     with SimulatorProcess(OPTIONS) as sim:
         result = build_warehouse(sim, path, FIRST, LAST, TZ)
     with wh.connect(path) as conn:

@@ -59,7 +59,7 @@ RATE_TOL, SECONDS_TOL, HOURS_TOL = 6e-5, 6e-4, 6e-3
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
     """A New York warehouse over the spring clock change, reports materialised."""
-    path = tmp_path_factory.mktemp("reports") / "warehouse.duckdb"
+    path = tmp_path_factory.mktemp("reports") / "warehouse.sqlite"
     with SimulatorProcess(OPTIONS) as sim:
         result = build_warehouse(sim, path, FIRST, LAST, TZ)
     with wh.connect(path) as conn:
@@ -362,7 +362,7 @@ def _all_reports(path: Path) -> dict[str, pd.DataFrame]:
 
 
 def _copy_warehouse(built: Built, tmp_path: Path) -> Path:
-    target = tmp_path / "copy.duckdb"
+    target = tmp_path / "copy.sqlite"
     target.write_bytes(built.path.read_bytes())
     return target
 
@@ -410,7 +410,7 @@ def test_a_longer_callback_window_returns_more_calls(built: Built, tmp_path: Pat
 
 
 def test_a_failing_report_changes_nothing(built: Built, tmp_path: Path) -> None:
-    path = tmp_path / "fresh.duckdb"
+    path = tmp_path / "fresh.sqlite"
     path.write_bytes(built.path.read_bytes())
     with wh.connect(path) as conn:
         for name in REPORTS:

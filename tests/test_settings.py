@@ -76,7 +76,7 @@ def test_the_location_is_a_function_of_its_settings_alone(monkeypatch: pytest.Mo
     for name, value in KNOBS.items():
         monkeypatch.setenv(variable_of(name), value)
     monkeypatch.setenv("VIS_BASE_URL", "http://127.0.0.1:9")
-    monkeypatch.setenv("VIS_WAREHOUSE", "elsewhere.duckdb")
+    monkeypatch.setenv("VIS_WAREHOUSE", "elsewhere.sqlite")
     monkeypatch.setenv("VIS_TIMEZONE", "Asia/Tokyo")
     monkeypatch.setenv("VIS_START_DATE", "2025-01-01")
     assert _fingerprint(build_definitions(settings)) == quiet

@@ -89,11 +89,11 @@ def test_a_client_on_its_own_transport_extracts_in_process_with_the_same_result(
         synced = sync_days(extractor, opener(warehouse_path), DAYS, "UTC")
     with VISClient(sim.base_url, sim.token) as client, WindowExtractor(client) as extractor:
         assert client.settings is not None
-        sync_days(extractor, opener(tmp_path / "child.duckdb"), DAYS, "UTC")
+        sync_days(extractor, opener(tmp_path / "child.sqlite"), DAYS, "UTC")
     assert [d.status for d in synced] == ["loaded"] * len(DAYS)
     expected = expected_events(truth_of_days(sim, DAYS, "UTC"), "UTC")
     assert_same_events(warehouse_events(warehouse_path), expected)
-    assert_same_events(warehouse_events(tmp_path / "child.duckdb"), expected)
+    assert_same_events(warehouse_events(tmp_path / "child.sqlite"), expected)
 
 
 def test_full_sync_fetches_settled_days_again(
@@ -130,7 +130,7 @@ def _sync_with_broken_records(sim: SimulatorProcess, warehouse_path: Path) -> No
     with VISClient(sim.base_url, sim.token) as client, WindowExtractor(client) as extractor:
         result = sync_days(extractor, opener(warehouse_path), [day], "UTC", full=True)
     assert result[0].rejected == 3
-    with duckdb.connect(str(warehouse_path), read_only=True) as conn:
+    with wh.connect(warehouse_path, read_only=True) as conn:
         rejected = conn.execute(
             "SELECT event_id, reason FROM vis.rejected_events ORDER BY event_id"
         ).fetchall()

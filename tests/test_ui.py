@@ -132,7 +132,7 @@ def test_the_demo_leaves_an_env_file_that_points_at_its_own_simulator(demo_ui: D
     assert settings["VIS_ACCESS_TOKEN"] == "demo-token"
     assert urlsplit(settings["VIS_BASE_URL"]).hostname == "127.0.0.1"
     assert Path(settings["DAGSTER_HOME"]) == (demo_ui.folder / "dagster_home").resolve()
-    assert Path(settings["VIS_WAREHOUSE"]) == (demo_ui.folder / "data/warehouse.duckdb").resolve()
+    assert Path(settings["VIS_WAREHOUSE"]) == (demo_ui.folder / "data/warehouse.sqlite").resolve()
     assert (demo_ui.folder / ".env").read_text().startswith("# Written by `vis-pipeline demo`")
 
 

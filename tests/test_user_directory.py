@@ -30,7 +30,7 @@ def _full_name(user: dict) -> str:
 @pytest.fixture(scope="module")
 def synced(simulator: SimulatorProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A warehouse synced as production does: getUser names only the token's own user."""
-    path = tmp_path_factory.mktemp("directory") / "warehouse.duckdb"
+    path = tmp_path_factory.mktemp("directory") / "warehouse.sqlite"
     with (
         VISClient(simulator.base_url, simulator.token) as client,
         WindowExtractor(client) as extractor,

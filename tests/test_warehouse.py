@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -15,10 +14,11 @@ import duckdb
 import orjson
 import pandas as pd
 import pytest
-from helpers import SYNCED_AT, make_event, random_events
+from helpers import SYNCED_AT, copy_warehouse, make_event, random_events
 from helpers import expected_synced_row as expected_row
 
 from vis_pipeline import warehouse as wh
+from vis_pipeline.catalog import WarehouseLocation, attach_lake
 from vis_pipeline.normalize import NormalizedBatch, normalize_events
 from vis_pipeline.records import RejectedRecord
 
@@ -92,6 +92,10 @@ CONTRACT: dict[tuple[str, str], list[tuple[str, str]]] = {
         ("local_date", "DATE"),
         ("run_id", "VARCHAR"),
         ("rejected_at", "TIMESTAMP WITH TIME ZONE"),
+    ],
+    ("vis", "schema_version"): [
+        ("fingerprint", "VARCHAR"),
+        ("applied_at", "TIMESTAMP WITH TIME ZONE"),
     ],
     ("vis", "sync_windows"): [
         ("sync_id", "BIGINT"),
@@ -201,7 +205,7 @@ def sync_rows(conn: duckdb.DuckDBPyConnection) -> list[tuple]:
 
 @pytest.fixture
 def path(tmp_path: Path) -> Path:
-    return tmp_path / "warehouse" / "warehouse.duckdb"
+    return tmp_path / "warehouse" / "warehouse.sqlite"
 
 
 @pytest.fixture
@@ -502,7 +506,7 @@ def test_reconcile(conn: duckdb.DuckDBPyConnection) -> None:
 @pytest.fixture(scope="module")
 def clean_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A warehouse holding finals, lives and rejects, written once for the corruption tests."""
-    path = tmp_path_factory.mktemp("clean") / "warehouse.duckdb"
+    path = tmp_path_factory.mktemp("clean") / "warehouse.sqlite"
     records = random_events(300, seed=10, day=DAY)
     with wh.connect(path) as conn:
         wh.load_window(
@@ -513,18 +517,13 @@ def clean_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def copy_of(clean: Path, tmp_path: Path) -> Path:
-    target = tmp_path / "copy" / "warehouse.duckdb"
-    target.parent.mkdir()
-    shutil.copy(clean, target)
-    return target
+    return copy_warehouse(clean, tmp_path / "copy" / "warehouse.sqlite")
 
 
 CORRUPTIONS: list[tuple[str, str, str]] = [
     (
         "unique_event_id",
-        "duplicate row in a copy of vis.events without its key",
-        "CREATE TABLE vis.events_loose AS SELECT * FROM vis.events; DROP TABLE vis.events; "
-        "ALTER TABLE vis.events_loose RENAME TO events; "
+        "a second row of the same event",
         "INSERT INTO vis.events SELECT * FROM vis.events WHERE event_id = 7;",
     ),
     (
@@ -702,15 +701,25 @@ def test_naive_window_times_are_refused(conn: duckdb.DuckDBPyConnection) -> None
         wh.load_window(conn, batch_of([final_event(1)]), naive)
 
 
-@pytest.mark.parametrize("name", ["vis.duckdb", "RAW.db", "reports.duckdb"])
-def test_a_file_named_after_a_schema_is_refused_clearly(tmp_path: Path, name: str) -> None:
+@pytest.mark.parametrize("name", ["warehouse.duckdb", "old.db"])
+def test_a_single_file_warehouse_of_an_earlier_version_is_refused_with_the_way_to_import_it(
+    tmp_path: Path, name: str
+) -> None:
     path = tmp_path / "w" / name
-    with pytest.raises(wh.WarehouseError, match="rename the file"):
+    with pytest.raises(wh.WarehouseError, match="vis-pipeline warehouse import"):
         wh.connect(path)
-    assert not path.parent.exists(), "a refused name left something behind"
-    path.parent.mkdir()
-    with duckdb.connect(str(path)) as direct, pytest.raises(wh.WarehouseError, match="rename"):
-        wh.apply_schema(direct)
+    assert not path.parent.exists(), "a refused location left something behind"
+
+
+@pytest.mark.parametrize("name", ["vis.sqlite", "RAW.db.sqlite", "reports"])
+def test_a_catalog_named_after_a_schema_still_resolves_every_table(
+    tmp_path: Path, name: str
+) -> None:
+    # The lake is attached under a fixed name, so the catalog file may be called anything.
+    with wh.connect(tmp_path / name) as conn:
+        wh.load_window(conn, batch_of([final_event(1)]), window(DAY, 1))
+    with wh.connect(tmp_path / name, read_only=True) as conn:
+        assert conn.execute("SELECT event_id FROM vis.events").fetchall() == [(1,)]
 
 
 def test_load_of_100k_events_is_timed(conn: duckdb.DuckDBPyConnection) -> None:
@@ -726,13 +735,14 @@ def test_load_of_100k_events_is_timed(conn: duckdb.DuckDBPyConnection) -> None:
 
 
 def test_works_on_a_direct_connection_in_another_session_time_zone(tmp_path: Path) -> None:
-    # Another way of opening the file (as a Dagster resource does): a plain name, the
-    # session in some other zone. Instants and local dates must come out the same.
-    path = tmp_path / "warehouse.duckdb"
+    # A connection whose session is in some other zone (an analyst's, a notebook's): instants
+    # and local dates must come out the same.
+    path = tmp_path / "warehouse.sqlite"
     records = random_events(50, seed=12, day=DAY)
     on_day = sum(expected_row(r, TZ)["local_date"] == DAY for r in records)
     assert 0 < on_day < 50  # the batch straddles the day, as the stored dates must show
-    with duckdb.connect(str(path)) as direct:
+    with duckdb.connect() as direct:
+        attach_lake(direct, WarehouseLocation.parse(path), read_only=False)
         direct.execute("SET TimeZone = 'Asia/Tokyo'")
         wh.apply_schema(direct)
         wh.load_window(direct, batch_of(records), window(DAY, on_day))

@@ -244,22 +244,23 @@ def _check_range(first: date, last: date) -> None:
 
 
 def _set_aside(settings: Settings) -> None:
-    """Move the warehouse file out of the way before a rebuild (it is kept, renamed)."""
-    from vis_pipeline import warehouse as wh
+    """Move the warehouse's catalog and data out of the way before a rebuild (kept, renamed)."""
+    from vis_pipeline.catalog import location_of, set_aside
 
-    if settings.warehouse_path.exists():
-        moved = wh.set_aside(settings.warehouse_path)
-        print(f"the old warehouse is kept as {moved}", file=sys.stderr)
+    location = location_of(settings)
+    if location.exists():
+        for moved in set_aside(location):
+            print(f"the old warehouse is kept as {moved}", file=sys.stderr)
 
 
 def import_users(settings: Settings, path: Path) -> int:
     """Replace the warehouse's user directory with the CSV at ``path``."""
     from vis_pipeline import warehouse as wh
-    from vis_pipeline.locking import warehouse_lock
+    from vis_pipeline.catalog import location_of
     from vis_pipeline.user_directory import DirectoryError, import_directory
 
     try:
-        with warehouse_lock(settings.warehouse), wh.connect(settings.warehouse_path) as conn:
+        with wh.open_writer(location_of(settings)) as conn:
             count = import_directory(conn, path)
     except DirectoryError as exc:
         raise UsageError(str(exc)) from None
@@ -374,8 +375,9 @@ def _first_failure(result: object) -> tuple[str, str]:
 
 def _days_of_run(settings: Settings, run_id: str) -> list[dict[str, object]]:
     from vis_pipeline import warehouse as wh
+    from vis_pipeline.catalog import location_of
 
-    with wh.connect(settings.warehouse_path, read_only=True) as conn:
+    with wh.connect(location_of(settings), read_only=True) as conn:
         return wh.run_days(conn, run_id)
 
 
@@ -416,16 +418,18 @@ def show_status(settings: Settings) -> int:
     import duckdb
 
     from vis_pipeline import warehouse as wh
+    from vis_pipeline.catalog import location_of
     from vis_pipeline.health import warehouse_problems
 
-    if not settings.warehouse_path.exists():
+    location = location_of(settings)
+    if not location.exists():
         print(
-            f"vis-pipeline: no warehouse at {settings.warehouse}; run `vis-pipeline sync` first",
+            f"vis-pipeline: no warehouse at {location.describe()}; run `vis-pipeline sync` first",
             file=sys.stderr,
         )
         return EXIT_FAILED
     try:
-        with wh.connect(settings.warehouse_path, read_only=True) as conn:
+        with wh.connect(location, read_only=True) as conn:
             summary, problems = warehouse_problems(conn)
     except (duckdb.Error, wh.WarehouseError) as exc:
         summary, problems = None, [_unreadable(exc)]
@@ -478,21 +482,24 @@ def run_export(
     import duckdb
 
     from vis_pipeline import warehouse as wh
+    from vis_pipeline.catalog import location_of
     from vis_pipeline.exports import ExportError, check_request, export_report
 
     try:
         check_request(report, fmt)
     except ExportError as exc:
         raise UsageError(str(exc)) from None
-    if not settings.warehouse_path.exists():
+    location = location_of(settings)
+    if not location.exists():
         print(
-            f"vis-pipeline: no warehouse at {settings.warehouse}; run `vis-pipeline sync` first",
+            f"vis-pipeline: no warehouse at {location.describe()}; run `vis-pipeline sync` first",
             file=sys.stderr,
         )
         return EXIT_FAILED
     try:
-        # Read-only, and no lock file: an export needs no write access anywhere but its output.
-        with wh.connect(settings.warehouse_path, read_only=True) as conn:
+        # Read-only and lock-free: an export reads the last committed snapshot, whatever a sync
+        # is doing, and needs no write access anywhere but its output.
+        with wh.connect(location, read_only=True) as conn:
             written = export_report(conn, report, first, last, fmt, output, tz=settings.timezone)
     except ExportError as exc:
         print(f"vis-pipeline: {exc}", file=sys.stderr)
@@ -535,6 +542,9 @@ def run_demo(
         now=_live_start(last, settings.timezone) if live else None,
     )
     print(f"starting the VIS simulator: {days} days x ~{calls_per_day} calls a day")
+    from vis_pipeline.catalog import location_of
+
+    location = location_of(settings)
     with SimulatorProcess(options) as sim:
         demo_settings = replace(
             settings,
@@ -542,7 +552,9 @@ def run_demo(
             access_token=sim.token,
             **dict.fromkeys(OTHER_CREDENTIALS, ""),
             start_date=first.isoformat(),
-            warehouse=str(settings.warehouse_path.resolve()),
+            # Absolute, so the .env the demo writes works from any folder.
+            warehouse=location.catalog if location.kind == "sqlite" else settings.warehouse,
+            warehouse_data=location.data_path,
             dagster_home=str(ensure_dagster_home(settings)),
         )
         demo_variables = demo_environment(demo_settings)
@@ -595,6 +607,7 @@ DEMO_SETTINGS = (
     "start_date",
     "timezone",
     "warehouse",
+    "warehouse_data",
     "dagster_home",
 )
 """The settings that reproduce the demo: its simulator and token, its days, zone and files."""
@@ -606,10 +619,12 @@ def demo_environment(settings: Settings) -> dict[str, str]:
 
 
 def _print_where_to_look(settings: Settings, page: Path, *, serving: bool) -> None:
+    from vis_pipeline.catalog import describe_text
+
     print(
         "\nwhere to look:\n"
         f"  report page: {page.resolve()}\n"
-        f"  warehouse:   {settings.warehouse}  (tables documented in docs/tables.md)\n"
+        f"  warehouse:   {describe_text(settings.warehouse)}  (tables: docs/tables.md)\n"
         f"  Dagster UI:  vis-pipeline ui  (from this folder: {env_file().name} holds the demo's"
         " settings)"
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
 _Window = tuple[datetime, datetime]
@@ -244,3 +245,21 @@ class VISDaysFailed(VISError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.failed,), self.__dict__)
+
+
+class WarehouseError(RuntimeError):
+    """The warehouse refused an operation (a transaction was rolled back, the catalog could not
+    be opened, or the location is not one the project can use)."""
+
+
+class OldWarehouseFile(WarehouseError):
+    """``VIS_WAREHOUSE`` names a DuckDB file, the single-file warehouse of earlier versions."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        super().__init__(
+            f"{path.name} is a single-file warehouse of an earlier version; the warehouse is now "
+            f"a DuckLake catalog (default data/warehouse.sqlite): import the file once with "
+            f"`vis-pipeline warehouse import {path}` and unset VIS_WAREHOUSE or point it at "
+            "the new catalog"
+        )

@@ -39,14 +39,14 @@ import orjson
 import pyarrow as pa
 
 from vis_pipeline.batch import NormalizedBatch
-from vis_pipeline.locking import warehouse_lock
+from vis_pipeline.catalog import WarehouseLocation
 from vis_pipeline.normalize import normalize_events
 from vis_pipeline.records import FINAL_STATES, RejectedRecord, event_problem
 from vis_pipeline.reports import materialize_reports
 from vis_pipeline.spool import DEFAULT_BATCH_RECORDS, Spool, SpoolEntry
 from vis_pipeline.sqlfiles import load_sql
 from vis_pipeline.sync import local_day_window
-from vis_pipeline.warehouse import LANDINGS_SCHEMA, connect, load_webhook_events
+from vis_pipeline.warehouse import LANDINGS_SCHEMA, load_webhook_events, open_writer
 
 OpenWarehouse = Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]]
 """Opens a write connection to the warehouse (under its lock) and closes it at the end."""
@@ -169,9 +169,9 @@ def _refresh_reports(open_warehouse: OpenWarehouse, days: set[date], tz: str) ->
 
 
 @contextmanager
-def warehouse_writer(path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
-    """The warehouse at ``path`` opened for writing under its inter-process lock."""
-    with warehouse_lock(path), connect(path) as conn:
+def warehouse_writer(location: WarehouseLocation | Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    """The warehouse at ``location`` opened for writing, queued behind other writers."""
+    with open_writer(location) as conn:
         yield conn
 
 

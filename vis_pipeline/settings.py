@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from vis_pipeline.spec import DEFAULT_BASE_URL
 
-DEFAULT_WAREHOUSE = "data/warehouse.duckdb"
+DEFAULT_WAREHOUSE = "data/warehouse.sqlite"
 """Warehouse file used when VIS_WAREHOUSE is not set (relative to the working directory)."""
 
 DEFAULT_START_DATE = "2026-01-01"
@@ -73,14 +73,13 @@ def _iso_date(value: str) -> str | None:
     return None
 
 
-WAREHOUSE_SCHEMAS = frozenset({"raw", "vis", "reports"})
-"""The warehouse's schemas: DuckDB names a file's catalog after the file, so a file named after
-one of them (``vis.duckdb``) would make every ``vis.<table>`` ambiguous."""
-
-
-def _warehouse_file(value: str) -> str | None:
-    if Path(value).stem.casefold() in WAREHOUSE_SCHEMAS:
-        return "must not be named after a schema of the warehouse (for example warehouse.duckdb)"
+def _warehouse_location(value: str) -> str | None:
+    if Path(value).suffix.lower() in (".duckdb", ".db") and not value.startswith("ducklake:"):
+        return (
+            "names a single-file warehouse of an earlier version; the warehouse is now a "
+            f"DuckLake catalog (default {DEFAULT_WAREHOUSE}): import the file once with "
+            "`vis-pipeline warehouse import FILE`"
+        )
     return None
 
 
@@ -196,7 +195,13 @@ class Settings:
     events."""
     repair_budget: int = _setting(2000, "VIS_REPAIR_BUDGET", _at_least(1))
     """Requests one day's repairs may spend beyond its planned counts and pages."""
-    warehouse: str = _setting(DEFAULT_WAREHOUSE, "VIS_WAREHOUSE", _warehouse_file)
+    warehouse: str = _setting(DEFAULT_WAREHOUSE, "VIS_WAREHOUSE", _warehouse_location)
+    """The warehouse's DuckLake catalog: a SQLite file (one machine, any number of readers) or
+    ``ducklake:postgres:<connection string>`` (many machines and writers). Keep passwords out of
+    it: PostgreSQL reads PGPASSWORD or ~/.pgpass."""
+    warehouse_data: str = _setting("", "VIS_WAREHOUSE_DATA")
+    """Folder or object-storage URL of the warehouse's Parquet files; empty: beside a SQLite
+    catalog, in ``<catalog name>-data/`` (a PostgreSQL catalog needs it set)."""
     timezone: str = _setting("UTC", "VIS_TIMEZONE", _time_zone)
     """The business's time zone: local days, partitions and reports follow it."""
     start_date: str = _setting(DEFAULT_START_DATE, "VIS_START_DATE", _iso_date)
@@ -250,11 +255,6 @@ class Settings:
                 continue
             values[spec.name] = _parsed(spec.metadata["env"], raw, type(spec.default))
         return cls(**values)  # type: ignore[arg-type]
-
-    @property
-    def warehouse_path(self) -> Path:
-        """The warehouse file as a path."""
-        return Path(self.warehouse)
 
     @property
     def webhook_path(self) -> Path:

@@ -7,18 +7,20 @@ events is one set-based statement per table rather than a row at a time.
 
 from __future__ import annotations
 
+import hashlib
 import re
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from vis_pipeline import settings
 from vis_pipeline.batch import (
     EVENTS_SCHEMA,
     RAW_SCHEMA,
@@ -26,6 +28,9 @@ from vis_pipeline.batch import (
     NormalizedBatch,
     json_text,
 )
+from vis_pipeline.catalog import WarehouseLocation, open_lake
+from vis_pipeline.errors import WarehouseError
+from vis_pipeline.locking import warehouse_lock
 from vis_pipeline.records import FINAL_STATES, LIVE_STATES
 from vis_pipeline.sqlfiles import list_sql, load_sql
 
@@ -35,17 +40,8 @@ if TYPE_CHECKING:
 SCHEMA_FOLDER = "schema"
 """SQL folder whose files, in name order, create the warehouse (each one idempotent)."""
 
-WAREHOUSE_SCHEMAS: frozenset[str] = settings.WAREHOUSE_SCHEMAS
-"""Schemas of the warehouse (created by the schema files)."""
-
-SESSION_TIME_ZONE = "UTC"
-"""Session time zone: fixes how DuckDB shows instants; local dates are computed before loading."""
-
-CHECKPOINT_THRESHOLD = "32MB"
-"""WAL size that triggers a checkpoint (DuckDB's default: 16 MB). Every checkpoint rewrites each
-table's last, partly filled row group (up to 122,880 rows), so on a sync of many windows fewer
-checkpoints write less: at 240k events in 30 windows this halves the time spent committing,
-while the uncheckpointed rows it keeps in memory stay a few windows' worth."""
+SCHEMA_ATTEMPTS = 3
+"""Times a writer tries to bring a new warehouse's schema up to date (another may be at it)."""
 
 CHECKS: tuple[str, ...] = (
     "unique_event_id",
@@ -166,10 +162,6 @@ class Reconciliation:
     ok: bool
 
 
-class WarehouseError(RuntimeError):
-    """The warehouse refused an operation (the transaction was rolled back)."""
-
-
 def _first_row(cursor: duckdb.DuckDBPyConnection) -> Any:
     """The first row of the cursor's result (None when empty), reading the result to its end.
 
@@ -180,26 +172,16 @@ def _first_row(cursor: duckdb.DuckDBPyConnection) -> Any:
     return rows[0] if rows else None
 
 
-def connect(path: str | Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    """Open the warehouse file at ``path``; when writable, create folders and apply the schema.
-
-    The file must not be named after a schema (``vis.duckdb``...): see ``apply_schema``.
-    """
-    target = str(path)
-    if Path(target).stem.casefold() in WAREHOUSE_SCHEMAS:
-        # Refused before DuckDB creates the file: a refused name leaves nothing behind.
-        raise WarehouseError(
-            f"the warehouse file {Path(target).name} is named after a schema of the warehouse, "
-            "which makes its tables ambiguous; rename the file (for example warehouse.duckdb)"
-        )
-    if not read_only and target != ":memory:":
-        Path(target).parent.mkdir(parents=True, exist_ok=True)
-    conn = duckdb.connect(target, read_only=read_only)
+def connect(
+    location: WarehouseLocation | str | Path, *, read_only: bool = False
+) -> duckdb.DuckDBPyConnection:
+    """Open the warehouse (``location``, or a catalog path to parse); when writable, bring its
+    schema up to date. Readers never wait for a writer, nor it for them."""
+    if not isinstance(location, WarehouseLocation):
+        location = WarehouseLocation.parse(location)
+    conn = open_lake(location, read_only=read_only)
     try:
-        conn.execute(f"SET TimeZone = '{SESSION_TIME_ZONE}'")  # a constant, not user input
-        _refuse_catalog_clash(conn)
         if not read_only:
-            conn.execute(f"SET checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'")  # a constant
             apply_schema(conn)
     except BaseException:
         conn.close()
@@ -207,26 +189,56 @@ def connect(path: str | Path, *, read_only: bool = False) -> duckdb.DuckDBPyConn
     return conn
 
 
-def _refuse_catalog_clash(conn: duckdb.DuckDBPyConnection) -> None:
-    """Fail clearly when the file's catalog shares a name with a warehouse schema.
+def schema_fingerprint() -> str:
+    """A digest of the schema files' text: a warehouse built by the same files has it."""
+    digest = hashlib.sha256()
+    for name in list_sql(SCHEMA_FOLDER):
+        digest.update(name.encode())
+        digest.update(load_sql(name).encode())
+    return digest.hexdigest()[:16]
 
-    DuckDB names a file's catalog after the file, so in ``vis.duckdb`` every ``vis.<table>``
-    would be ambiguous between the catalog and the schema.
-    """
-    (catalog,) = _first_row(conn.execute("SELECT current_database()"))
-    if str(catalog).casefold() in WAREHOUSE_SCHEMAS:
-        raise WarehouseError(
-            f"the warehouse file is named after the schema {catalog!r}, which makes its tables "
-            "ambiguous; rename the file (for example warehouse.duckdb)"
-        )
+
+def _applied_fingerprint(conn: duckdb.DuckDBPyConnection) -> str | None:
+    try:
+        row = _first_row(conn.execute(load_sql("warehouse/select_schema_version")))
+    except duckdb.CatalogException:
+        return None
+    return None if row is None else str(row[0])
 
 
 def apply_schema(conn: duckdb.DuckDBPyConnection) -> None:
-    """Create whatever the warehouse lacks (schemas, tables); existing objects are untouched."""
-    _refuse_catalog_clash(conn)
-    with _transaction(conn, "apply the schema"):
-        for name in list_sql(SCHEMA_FOLDER):
-            conn.execute(load_sql(name))
+    """Create whatever the warehouse lacks and replace its views and macros, once per version
+    of the schema files: a warehouse already up to date is not written at all.
+
+    Two writers meeting a new warehouse (PostgreSQL catalog) race to create it; the one whose
+    commit conflicts looks again and finds the other's work.
+    """
+    fingerprint = schema_fingerprint()
+    for attempt in range(SCHEMA_ATTEMPTS):
+        if _applied_fingerprint(conn) == fingerprint:
+            return
+        try:
+            with _transaction(conn, "apply the schema"):
+                for name in list_sql(SCHEMA_FOLDER):
+                    conn.execute(load_sql(name))
+                parameters = {"fingerprint": fingerprint, "applied_at": datetime.now(UTC)}
+                conn.execute(load_sql("warehouse/insert_schema_version"), parameters)
+            return
+        except WarehouseError:
+            if attempt == SCHEMA_ATTEMPTS - 1:
+                raise
+            time.sleep(0.2 * (attempt + 1))
+
+
+_last_sync_id = 0
+
+
+def next_sync_id() -> int:
+    """An id ordering sync rows by when they were written: the clock in nanoseconds, strictly
+    increasing within the process (DuckLake has no sequences)."""
+    global _last_sync_id
+    _last_sync_id = max(_last_sync_id + 1, time.time_ns())
+    return _last_sync_id
 
 
 @contextmanager
@@ -241,7 +253,11 @@ def _transaction(conn: duckdb.DuckDBPyConnection, action: str) -> Iterator[None]
     except BaseException:
         conn.rollback()
         raise
-    conn.commit()
+    try:
+        # DuckLake writes the catalog at commit: a conflict with another writer shows here.
+        conn.commit()
+    except duckdb.Error as exc:
+        raise WarehouseError(f"could not {action}: {_first_line(exc)}") from exc
 
 
 def _first_line(exc: BaseException) -> str:
@@ -280,6 +296,7 @@ def _registered(conn: duckdb.DuckDBPyConnection, tables: Mapping[str, Any]) -> I
 
 def _sync_parameters(window: WindowSync, status: str, loaded: int, rejected: int) -> dict[str, Any]:
     return {
+        "sync_id": next_sync_id(),
         "local_date": window.local_date,
         "window_start": _aware(window.window_start, "window_start"),
         "window_end": _aware(window.window_end, "window_end"),
@@ -299,11 +316,29 @@ def _sync_parameters(window: WindowSync, status: str, loaded: int, rejected: int
     }
 
 
+MATCH_MARGIN_DAYS = 2
+"""Days either side of a batch's local dates where its ids are looked for among stored rows: a
+change of reporting zone moves an event's local date by at most this much."""
+
+
+def _match_range(events: pa.Table, fallback: date) -> dict[str, date]:
+    """The local dates whose stored rows a batch's ids are matched against."""
+    low, high = pc.min_max(events["local_date"]).values()
+    first = low.as_py() or fallback
+    last = high.as_py() or fallback
+    margin = timedelta(days=MATCH_MARGIN_DAYS)
+    return {"first_date": first - margin, "last_date": last + margin}
+
+
 def _write_events(
-    conn: duckdb.DuckDBPyConnection, batch_size: int, seen_at: datetime, local_date: date
+    conn: duckdb.DuckDBPyConnection,
+    events: pa.Table,
+    seen_at: datetime,
+    local_date: date,
 ) -> tuple[int, int]:
     """Write the registered batch to raw.events and vis.events: (inserted, kept_final)."""
-    outcome = _first_row(conn.execute(load_sql("warehouse/select_batch_outcome")))
+    dates = _match_range(events, local_date)
+    outcome = _first_row(conn.execute(load_sql("warehouse/select_batch_outcome"), dates))
     inserted, kept_final, stored_raw, repeated = (int(value or 0) for value in outcome)
     if repeated:
         # With no key on the tables, a repeated id would be stored twice.
@@ -312,12 +347,12 @@ def _write_events(
         )
     # A window loaded for the first time holds only ids the warehouse has never seen: plain
     # inserts then store exactly what the upserts would, without their conflict check per row.
-    if inserted == batch_size and stored_raw == 0:
-        raw_sql, events_sql = "warehouse/insert_raw_events", "warehouse/insert_events"
+    if inserted == events.num_rows and stored_raw == 0:
+        conn.execute(load_sql("warehouse/insert_raw_events"), {"seen_at": seen_at})
+        conn.execute(load_sql("warehouse/insert_events"))
     else:
-        raw_sql, events_sql = "warehouse/upsert_raw_events", "warehouse/upsert_events"
-    conn.execute(load_sql(raw_sql), {"seen_at": seen_at})
-    conn.execute(load_sql(events_sql))
+        conn.execute(load_sql("warehouse/upsert_raw_events"), {"seen_at": seen_at, **dates})
+        conn.execute(load_sql("warehouse/upsert_events"), dates)
     return inserted, kept_final
 
 
@@ -346,7 +381,9 @@ def load_window(
         _registered(conn, tables),
         _transaction(conn, f"load window {window.local_date}"),
     ):
-        inserted, kept_final = _write_events(conn, len(batch.events), seen_at, window.local_date)
+        inserted, kept_final = _write_events(
+            conn, tables[_BATCH_EVENTS], seen_at, window.local_date
+        )
         conn.execute(
             load_sql("warehouse/delete_rejected_for_window"), {"local_date": window.local_date}
         )
@@ -617,21 +654,6 @@ def _dates(conn: duckdb.DuckDBPyConnection, name: str) -> list[date]:
     return [row[0] for row in conn.execute(load_sql(name)).fetchall()]
 
 
-def set_aside(path: str | Path, reason: str = "broken") -> Path:
-    """Move a warehouse file (and its write-ahead log) out of the way; returns its new name.
-
-    Nothing is deleted: a damaged file stays beside the new one for whoever wants to look.
-    """
-    path = Path(path)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    target = path.with_name(f"{path.name}.{reason}-{stamp}")
-    path.rename(target)
-    wal = path.with_name(path.name + ".wal")
-    if wal.exists():
-        wal.rename(target.with_name(target.name + ".wal"))
-    return target
-
-
 def status_summary(conn: duckdb.DuckDBPyConnection) -> dict[str, Any]:
     """The warehouse at a glance, JSON-ready (dates and instants as ISO-8601 text).
 
@@ -715,7 +737,7 @@ def load_webhook_events(
     }
     first_day = min(landings["local_date"].to_pylist(), default=None) or seen_at.date()
     with _registered(conn, tables), _transaction(conn, "load webhook deliveries"):
-        inserted, kept_final = _write_events(conn, len(batch.events), seen_at, first_day)
+        inserted, kept_final = _write_events(conn, tables[_BATCH_EVENTS], seen_at, first_day)
         for day, rows in batch.rejected.groupby("local_date", sort=True):
             start, end = windows[day]
             parameters = {
@@ -740,3 +762,13 @@ def days_landed_since_sync(
         return []
     sql = load_sql("live/select_days_landed_since_sync")
     return [row[0] for row in conn.execute(sql, {"local_dates": list(local_dates)}).fetchall()]
+
+
+@contextmanager
+def open_writer(location: WarehouseLocation | str | Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    """The warehouse opened for writing, under the lock that queues writers where its catalog
+    needs one (SQLite); readers are never kept waiting by it."""
+    if not isinstance(location, WarehouseLocation):
+        location = WarehouseLocation.parse(location)
+    with warehouse_lock(location.lock_path), connect(location) as conn:
+        yield conn

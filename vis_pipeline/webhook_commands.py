@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
+from vis_pipeline.catalog import location_of
 from vis_pipeline.settings import Settings
 
 if TYPE_CHECKING:
@@ -128,7 +129,7 @@ def _warehouse_opener(
     """Opens the settings' warehouse for writing, under its lock."""
     from vis_pipeline.live import warehouse_writer
 
-    return partial(warehouse_writer, settings.warehouse_path)
+    return partial(warehouse_writer, location_of(settings))
 
 
 def _print_drained(drained: Drained) -> None:
@@ -281,7 +282,7 @@ def run_live_demo(
         finally:
             subs.unsubscribe(client, home, str(hook["id"]))
         if touched:
-            with warehouse_writer(settings.warehouse_path) as conn:
+            with warehouse_writer(location_of(settings)) as conn:
                 materialize_reports(conn, min(touched), max(touched), settings.timezone)
     return EXIT_OK
 
@@ -291,7 +292,7 @@ def _print_live_line(settings: Settings, now: str, landed: int) -> None:
     from vis_pipeline.live import warehouse_writer
 
     day = datetime.fromisoformat(now).astimezone(ZoneInfo(settings.timezone)).date()
-    with warehouse_writer(settings.warehouse_path) as conn:
+    with warehouse_writer(location_of(settings)) as conn:
         total, live = conn.execute(
             "SELECT count(*), count(*) FILTER (WHERE NOT is_final) FROM vis.events "
             "WHERE local_date = ?",

@@ -1,11 +1,10 @@
 -- The latest version of every event as the API sent it, unknown fields kept.
--- No PRIMARY KEY: DuckDB keeps a key's index in memory for the whole table, and it cost a third of
--- the load time and half of the file. The loader writes each id once (MERGE on event_id, one
--- writer at a time) and the unique_event_id check proves it after every sync. zstd suits the
--- long JSON payloads.
+-- No key: DuckLake tables take none. The loader writes each id once (a guarded MERGE on
+-- event_id, in one transaction per day) and the unique_event_id check proves it after every
+-- sync. Data files are Parquet, zstd-compressed (the catalog's parquet_compression option).
 CREATE TABLE IF NOT EXISTS raw.events (
     event_id      BIGINT NOT NULL,
-    payload       JSON NOT NULL USING COMPRESSION zstd,
+    payload       JSON NOT NULL,
     state         VARCHAR NOT NULL,
     is_final      BOOLEAN NOT NULL,
     start_time    TIMESTAMPTZ NOT NULL,

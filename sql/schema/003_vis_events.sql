@@ -1,5 +1,5 @@
 -- One row per call event, latest version; a final version is never replaced by a live one.
--- No PRIMARY KEY, for the reasons given for raw.events; unique_event_id checks the ids.
+-- No key, as for raw.events; unique_event_id checks the ids.
 CREATE TABLE IF NOT EXISTS vis.events (
     event_id     BIGINT NOT NULL,
     external_id  VARCHAR,

@@ -1,6 +1,6 @@
--- Users of the account (getUser), replaced by id on every sync.
+-- Users of the account (getUser), replaced by id on every sync (a MERGE on the id: one row each).
 CREATE TABLE IF NOT EXISTS vis.users (
-    user_id        BIGINT PRIMARY KEY,
+    user_id        BIGINT NOT NULL,
     account_id     BIGINT,
     account_label  VARCHAR,
     first_name     VARCHAR,

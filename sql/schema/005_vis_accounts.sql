@@ -1,6 +1,6 @@
--- The account (getAccount), replaced by id on every sync.
+-- The account (getAccount), replaced by id on every sync (a MERGE on the id: one row each).
 CREATE TABLE IF NOT EXISTS vis.accounts (
-    account_id BIGINT PRIMARY KEY,
+    account_id BIGINT NOT NULL,
     name       VARCHAR,
     org        VARCHAR,
     status     VARCHAR,

@@ -2,8 +2,8 @@
 -- every report reads. Each per-call definition of docs/report-definitions.md is written here
 -- once (answered, missed, live, talk time, time to answer, the user's name); reports, figures
 -- and checks select these columns and never restate them.
--- A view holds no data, so it is replaced on every writable connect: a warehouse created by an
--- older version of the project reads today's definitions.
+-- A view holds no data, so it is replaced whenever the schema files change (see
+-- vis.schema_version): a warehouse created by an older version reads today's definitions.
 CREATE OR REPLACE VIEW vis.calls AS
 WITH outcomes AS (
     SELECT

@@ -9,7 +9,7 @@
 CREATE OR REPLACE MACRO vis.call_figures(
     first_date,
     last_date,
-    tz := NULL,
+    tz := CAST(NULL AS VARCHAR),
     by_day := true,
     by_direction := false,
     by_user := false,

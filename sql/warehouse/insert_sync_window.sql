@@ -1,9 +1,10 @@
 -- One row of window-sync history.
 INSERT INTO vis.sync_windows (
-    local_date, window_start, window_end, api_count, api_margin_count, loaded, rejected, pages,
-    requests, retries, seconds, status, run_id, finished_at
+    sync_id, local_date, window_start, window_end, api_count, api_margin_count, loaded,
+    rejected, pages, requests, retries, seconds, status, run_id, finished_at
 )
 VALUES (
+    CAST($sync_id AS BIGINT),
     CAST($local_date AS DATE),
     CAST($window_start AS TIMESTAMPTZ),
     CAST($window_end AS TIMESTAMPTZ),

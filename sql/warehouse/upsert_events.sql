@@ -1,8 +1,10 @@
 -- Latest clean version of each event of the batch (relation batch_events, one row per id). A
--- final version is never replaced by a live one.
+-- final version is never replaced by a live one. Stored rows are matched
+-- among local dates $first_date..$last_date only (see select_batch_outcome).
 MERGE INTO vis.events AS stored
 USING batch_events AS batch
 ON stored.event_id = batch.event_id
+    AND stored.local_date BETWEEN $first_date AND $last_date
 WHEN MATCHED AND NOT (stored.is_final AND NOT batch.is_final) THEN UPDATE SET
     external_id = batch.external_id,
     record_type = batch.record_type,

@@ -1,5 +1,6 @@
 -- Latest raw version of each event of the batch (relation batch_raw, one row per id). A final
--- version is never replaced by a live one; first_seen_at keeps the first load.
+-- version is never replaced by a live one; first_seen_at keeps the first load. Stored rows
+-- are matched among local dates $first_date..$last_date only (see select_batch_outcome).
 MERGE INTO raw.events AS stored
 USING (
     SELECT
@@ -13,6 +14,7 @@ USING (
     FROM batch_raw
 ) AS batch
 ON stored.event_id = batch.event_id
+    AND stored.local_date BETWEEN $first_date AND $last_date
 WHEN MATCHED AND NOT (stored.is_final AND NOT batch.is_final) THEN UPDATE SET
     payload = batch.payload,
     state = batch.state,

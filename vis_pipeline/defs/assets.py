@@ -11,11 +11,10 @@ from datetime import UTC, datetime
 
 import dagster as dg
 import duckdb
-from dagster_duckdb import DuckDBResource
 
 from vis_pipeline import warehouse as wh
 from vis_pipeline.defs.day_figures import events_figures, live_calls_by_day
-from vis_pipeline.defs.resources import VISClientResource, write_connection
+from vis_pipeline.defs.resources import VISClientResource, WarehouseResource, write_connection
 from vis_pipeline.sync import DaySync
 
 ACCOUNT = dg.AssetKey(["vis", "account"])
@@ -36,7 +35,7 @@ them, so a run stores its previews and charts once rather than once per day."""
 
 
 @dg.asset(key=ACCOUNT, group_name="vis", kinds={"duckdb"}, description="getAccount -> vis.accounts")
-def account(vis: VISClientResource, warehouse: DuckDBResource) -> dg.MaterializeResult:
+def account(vis: VISClientResource, warehouse: WarehouseResource) -> dg.MaterializeResult:
     with vis.get_client() as client:
         payload = client.get_account()
     with write_connection(warehouse) as conn:
@@ -45,7 +44,7 @@ def account(vis: VISClientResource, warehouse: DuckDBResource) -> dg.Materialize
 
 
 @dg.asset(key=USERS, group_name="vis", kinds={"duckdb"}, description="getUser -> vis.users")
-def users(vis: VISClientResource, warehouse: DuckDBResource) -> dg.MaterializeResult:
+def users(vis: VISClientResource, warehouse: WarehouseResource) -> dg.MaterializeResult:
     with vis.get_client() as client:
         payload = client.get_user()
     with write_connection(warehouse) as conn:

@@ -16,7 +16,6 @@ from datetime import date
 
 import dagster as dg
 import duckdb
-from dagster_duckdb import DuckDBResource
 
 from vis_pipeline import warehouse as wh
 from vis_pipeline.defs.assets import EVENTS, events_materializations, events_spec
@@ -31,7 +30,7 @@ from vis_pipeline.defs.checks import (
 )
 from vis_pipeline.defs.freshness import FRESHNESS, freshness_now, freshness_result, freshness_spec
 from vis_pipeline.defs.reports import REPORT_TABLES, report_materializations, report_tables_spec
-from vis_pipeline.defs.resources import VISClientResource, write_connection
+from vis_pipeline.defs.resources import VISClientResource, WarehouseResource, write_connection
 from vis_pipeline.reports import DEFAULT_CALLBACK_HOURS
 from vis_pipeline.sync import DaySync, raise_for_failed, sync_days
 
@@ -85,7 +84,7 @@ def build_sync_asset(
         context: dg.AssetExecutionContext,
         config: SyncConfig,
         vis: VISClientResource,
-        warehouse: DuckDBResource,
+        warehouse: WarehouseResource,
     ) -> Iterator[SyncEvent]:
         assets = context.selected_asset_keys
         checks = {key.name for key in context.selected_asset_check_keys}

@@ -19,11 +19,10 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import dagster as dg
-from dagster_duckdb import DuckDBResource
 
 from vis_pipeline.defs.assets import WAREHOUSE_WRITE_TAGS
 from vis_pipeline.defs.jobs import SYNC_JOB, range_tags
-from vis_pipeline.defs.resources import VISClientResource, write_connection
+from vis_pipeline.defs.resources import VISClientResource, WarehouseResource, write_connection
 from vis_pipeline.live import Drained, drain_spool
 from vis_pipeline.settings import Settings
 from vis_pipeline.spool import Spool, spool_folder
@@ -67,7 +66,7 @@ def build_drain_job(settings: Settings) -> dg.JobDefinition:
     tz = settings.timezone
 
     @dg.op(name=DRAIN_OP, description="Spooled webhook deliveries -> vis.events; reports.")
-    def drain(context: dg.OpExecutionContext, warehouse: DuckDBResource) -> dict[str, object]:
+    def drain(context: dg.OpExecutionContext, warehouse: WarehouseResource) -> dict[str, object]:
         drained = drain_spool(Spool(folder), lambda: write_connection(warehouse), tz)
         metadata = drained_metadata(drained)
         context.log.info(", ".join(f"{key} {value}" for key, value in metadata.items()))

@@ -17,7 +17,6 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 import pandas as pd
-from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
 from vis_pipeline.dashboard import charts
@@ -26,7 +25,7 @@ from vis_pipeline.dashboard.figures import HeadlineFigures
 from vis_pipeline.dashboard.svg import svg_data_uri
 from vis_pipeline.defs.assets import RUN_PREFIX
 from vis_pipeline.defs.day_figures import report_rows_by_day
-from vis_pipeline.defs.resources import write_connection
+from vis_pipeline.defs.resources import WarehouseResource
 from vis_pipeline.exports import DASHBOARD, FORMATS, export_file_name, export_report
 from vis_pipeline.reports import REPORTS, materialize_reports
 
@@ -170,7 +169,7 @@ def build_export_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDef
         description="The report page and report files of the run's days, named by the range.",
     )
     def export(
-        context: dg.AssetExecutionContext, config: ExportConfig, warehouse: DuckDBResource
+        context: dg.AssetExecutionContext, config: ExportConfig, warehouse: WarehouseResource
     ) -> dg.MaterializeResult:
         first, last = _range(context)
         unknown = sorted(set(config.formats) - set(FORMATS))
@@ -178,7 +177,8 @@ def build_export_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDef
             raise dg.Failure(f"unknown export formats {unknown}; formats: {', '.join(FORMATS)}")
         folder = Path(config.directory)
         written: list[Path] = []
-        with write_connection(warehouse) as conn:
+        # Read-only: the files show the last committed state; no writer waits for them.
+        with warehouse.get_connection() as conn:
             for fmt in config.formats:
                 for name in [DASHBOARD] if fmt == "html" else list(REPORTS):
                     target = folder / export_file_name(name, first, last, fmt)

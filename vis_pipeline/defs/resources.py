@@ -1,4 +1,4 @@
-"""Dagster resources: the VIS API client and the DuckDB warehouse, set from the environment."""
+"""Dagster resources: the VIS API client and the DuckLake warehouse, set from the environment."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ from dagster_duckdb import DuckDBResource
 from pydantic import PrivateAttr
 
 from vis_pipeline.auth import TokenProvider, token_provider
+from vis_pipeline.catalog import WarehouseLocation, attach_lake
 from vis_pipeline.client import ClientSettings, VISClient
 from vis_pipeline.extract import ExtractOptions, WindowExtractor
-from vis_pipeline.locking import warehouse_lock
 from vis_pipeline.settings import SECRET_VARIABLES, Settings, variable_of
-from vis_pipeline.warehouse import connect
+from vis_pipeline.warehouse import open_writer
 
 
 class VISClientResource(dg.ConfigurableResource):
@@ -74,15 +74,32 @@ class VISClientResource(dg.ConfigurableResource):
             yield extractor
 
 
-@contextmanager
-def write_connection(warehouse: DuckDBResource) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A warehouse connection held under the inter-process write lock, schema applied.
+class WarehouseResource(DuckDBResource):
+    """The DuckLake warehouse: dagster-duckdb's connection (an in-memory DuckDB) with the lake
+    attached as ``warehouse``. ``database`` stays ``:memory:``; the lake is ``catalog`` and
+    ``data_path`` (VIS_WAREHOUSE and VIS_WAREHOUSE_DATA)."""
 
-    The resource says where the file is; the file is opened by ``warehouse.connect``, which
-    attaches it under a fixed catalog name so ``vis.events`` resolves whatever the file is called
-    (``DuckDBResource.get_connection`` would name the catalog after the file).
-    """
-    with warehouse_lock(warehouse.database), connect(warehouse.database) as conn:
+    database: str = ":memory:"
+    catalog: str
+    data_path: str
+
+    def location(self) -> WarehouseLocation:
+        """Where the lake is."""
+        return WarehouseLocation.parse(self.catalog, self.data_path)
+
+    @contextmanager
+    def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A read-only connection: it sees the last committed snapshot and holds no lock."""
+        with super().get_connection() as conn:
+            attach_lake(conn, self.location(), read_only=True)
+            yield conn
+
+
+@contextmanager
+def write_connection(warehouse: WarehouseResource) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A warehouse connection for writing, schema applied, queued behind other writers where
+    the catalog takes one at a time."""
+    with open_writer(warehouse.location()) as conn:
         yield conn
 
 
@@ -118,5 +135,7 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
             edge_margin_ms=settings.edge_margin_ms,
             repair_budget=settings.repair_budget,
         ),
-        "warehouse": DuckDBResource(database=settings.warehouse),
+        "warehouse": WarehouseResource(
+            catalog=settings.warehouse, data_path=settings.warehouse_data
+        ),
     }

@@ -1,0 +1,260 @@
+"""Where the warehouse lives, and how a DuckDB connection opens it.
+
+The warehouse is a DuckLake: a catalog database (which tables exist, which Parquet files hold
+their rows, one snapshot per commit) plus a folder or bucket of Parquet data files. Readers
+see whole commits only (snapshot isolation) and never lock out the writer, which a single
+DuckDB file cannot offer across processes. The catalog is
+
+- a SQLite file (the default, ``data/warehouse.sqlite``): any number of processes on one
+  machine, one writer at a time (``locking`` queues writers);
+- a PostgreSQL database (``ducklake:postgres:dbname=... host=...``): many machines and
+  concurrent writers, with the data path on shared or object storage.
+
+Every connection is an in-memory DuckDB that attaches the lake as the catalog ``warehouse`` and
+uses it, so ``vis.events`` resolves whatever the catalog file is called.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib.resources import files
+from pathlib import Path
+
+import duckdb
+
+from vis_pipeline.errors import OldWarehouseFile, WarehouseError
+from vis_pipeline.settings import Settings
+
+CATALOG_ALIAS = "warehouse"
+"""The name a connection gives the attached lake (not a schema name: vis, raw, reports)."""
+
+SESSION_TIME_ZONE = "UTC"
+"""Session time zone: fixes how DuckDB shows instants; local dates are computed before loading."""
+
+OLD_FILE_SUFFIXES = (".duckdb", ".db")
+"""A warehouse named like this is a DuckDB file of an earlier version, imported once by
+``vis-pipeline warehouse import``."""
+
+_POSTGRES_PREFIXES = ("ducklake:postgres:", "postgres:", "postgresql://", "postgres://")
+_SQLITE_PREFIX = "ducklake:sqlite:"
+_PASSWORD = re.compile(r"(password\s*=\s*)(\S+)|(://[^:/@]+:)([^@]+)(@)", re.IGNORECASE)
+
+_EXTENSIONS = {
+    "sqlite": ("ducklake", "sqlite_scanner"),
+    "postgres": ("ducklake", "postgres_scanner"),
+}
+
+
+@dataclass(frozen=True)
+class WarehouseLocation:
+    """A DuckLake catalog and the data path of its Parquet files."""
+
+    kind: str
+    """``sqlite`` or ``postgres``."""
+    catalog: str
+    """The SQLite file (absolute) or the PostgreSQL connection string."""
+    data_path: str
+    """Folder (absolute, ending in ``/``) or object-storage URL of the data files."""
+    data_beside_catalog: bool = False
+    """The data path is the default one beside a SQLite catalog: the two move together, so
+    the catalog's record of the path is overridden by where the catalog is now."""
+
+    @classmethod
+    def parse(cls, value: str | Path, data_path: str = "") -> WarehouseLocation:
+        """The location ``VIS_WAREHOUSE`` (``value``) and ``VIS_WAREHOUSE_DATA`` name.
+
+        A plain path is a SQLite catalog, its data beside it in ``<name>-data/``; a PostgreSQL
+        catalog needs ``data_path``. Raises ``WarehouseError`` for a DuckDB file of an earlier
+        version (say how to import it) and for a PostgreSQL catalog without a data path.
+        """
+        text = str(value).strip()
+        if not text:
+            raise WarehouseError("the warehouse location is empty")
+        lowered = text.lower()
+        if lowered.startswith(_POSTGRES_PREFIXES):
+            conninfo = _conninfo(text)
+            if not data_path:
+                raise WarehouseError(
+                    "a PostgreSQL catalog needs VIS_WAREHOUSE_DATA: the folder or bucket every "
+                    "writer and reader shares for the Parquet files"
+                )
+            return cls("postgres", conninfo.strip(), _folder(data_path))
+        path_text = text[len(_SQLITE_PREFIX) :] if lowered.startswith(_SQLITE_PREFIX) else text
+        if lowered.startswith("ducklake:") and not lowered.startswith(_SQLITE_PREFIX):
+            raise WarehouseError(
+                f"unsupported warehouse catalog {describe_text(text)!r}: use a SQLite file "
+                "(data/warehouse.sqlite) or ducklake:postgres:<connection string>"
+            )
+        path = Path(path_text).expanduser()
+        if path.suffix.lower() in OLD_FILE_SUFFIXES:
+            raise OldWarehouseFile(path)
+        path = path.resolve()
+        if data_path:
+            return cls("sqlite", str(path), _folder(data_path))
+        return cls("sqlite", str(path), _folder(str(path.with_name(f"{path.stem}-data"))), True)
+
+    @property
+    def uri(self) -> str:
+        """The DuckLake URI, as ``ATTACH`` takes it (may hold a password: never print it)."""
+        return f"ducklake:{self.kind}:{self.catalog}"
+
+    def describe(self) -> str:
+        """The location for messages: passwords are replaced by ``***``."""
+        return describe_text(self.uri)
+
+    @property
+    def catalog_path(self) -> Path | None:
+        """The SQLite catalog file; None for a catalog on a server."""
+        return Path(self.catalog) if self.kind == "sqlite" else None
+
+    @property
+    def lock_path(self) -> Path | None:
+        """The file ``locking`` queues writers on; None where the catalog takes concurrent
+        writers (PostgreSQL)."""
+        path = self.catalog_path
+        return None if path is None else path.with_name(path.name + ".lock")
+
+    def exists(self) -> bool:
+        """Whether the catalog has been created (always True for a server: it is asked)."""
+        path = self.catalog_path
+        return True if path is None else path.exists()
+
+    def attach_sql(self, *, read_only: bool) -> str:
+        """The ``ATTACH`` statement (ATTACH takes no bound parameters: values are quoted)."""
+        # DuckLake records the data path at creation. A data folder beside its catalog moves
+        # with it (copied, renamed, mounted elsewhere), so where it is now overrides the
+        # record. A data path set apart is checked instead: a writer naming another one than
+        # the catalog's fails rather than scatter files; a reader takes the recorded one.
+        options = ["READ_ONLY"] if read_only else []
+        if self.data_beside_catalog:
+            options += [f"DATA_PATH {_quoted(self.data_path)}", "OVERRIDE_DATA_PATH true"]
+        elif not read_only:
+            options.append(f"DATA_PATH {_quoted(self.data_path)}")
+        return f"ATTACH {_quoted(self.uri)} AS {CATALOG_ALIAS} ({', '.join(options)})"
+
+    def shell_line(self) -> str:
+        """One line that opens the warehouse read-only in the duckdb shell."""
+        attach = self.attach_sql(read_only=True).replace('"', '\\"')
+        return f'duckdb -cmd "{attach}; USE {CATALOG_ALIAS};"'
+
+
+def _conninfo(text: str) -> str:
+    """The PostgreSQL connection string of a catalog value (a URI stays whole)."""
+    for prefix in ("ducklake:postgres:", "postgres:"):
+        if text.lower().startswith(prefix) and "://" not in text[: len(prefix) + 1]:
+            return text[len(prefix) :]
+    return text
+
+
+def describe_text(text: str) -> str:
+    """``text`` with any password in it replaced by ``***``."""
+    return _PASSWORD.sub(
+        lambda m: f"{m.group(1)}***" if m.group(1) else f"{m.group(3)}***{m.group(5)}", text
+    )
+
+
+def _folder(value: str) -> str:
+    """A data path as DuckLake stores it: URLs as given, folders absolute; both end in ``/``.
+
+    DuckLake stores the path as written and reads relative paths from the reader's working
+    directory, so a relative folder would move with whoever opens the lake.
+    """
+    if "://" not in value:
+        value = str(Path(value).expanduser().resolve())
+    return value if value.endswith("/") else value + "/"
+
+
+def _quoted(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def extension_file(name: str) -> Path | None:
+    """The extension ``name`` as shipped in its ``duckdb-extension-*`` package for this
+    DuckDB; None when that package is not installed."""
+    try:
+        module = importlib.import_module(f"duckdb_extension_{name}")
+    except ImportError:
+        return None
+    path = files(module) / "extensions" / f"v{duckdb.__version__}" / f"{name}.duckdb_extension"
+    return Path(str(path)) if path.is_file() else None
+
+
+def load_extensions(conn: duckdb.DuckDBPyConnection, kind: str) -> None:
+    """Load DuckLake and the catalog's scanner: the packaged files first, else DuckDB's own
+    installed extensions (``LOAD name``)."""
+    for name in _EXTENSIONS[kind]:
+        packaged = extension_file(name)
+        try:
+            conn.execute(f"LOAD {_quoted(str(packaged))}" if packaged else f"LOAD {name}")
+        except duckdb.Error as exc:
+            package = "duckdb-extension-" + name.replace("_", "-")
+            raise WarehouseError(
+                f"DuckDB's {name} extension is missing: pip install "
+                f"'{package}=={duckdb.__version__}' (or INSTALL {name} in DuckDB)"
+            ) from exc
+
+
+def open_lake(location: WarehouseLocation, *, read_only: bool) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB with the lake attached as ``warehouse`` and in use."""
+    conn = duckdb.connect()
+    try:
+        attach_lake(conn, location, read_only=read_only)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def attach_lake(
+    conn: duckdb.DuckDBPyConnection, location: WarehouseLocation, *, read_only: bool
+) -> None:
+    """Attach the lake to ``conn`` as ``warehouse`` and use it; a writer creates a new one."""
+    if read_only and not location.exists():
+        raise WarehouseError(f"no warehouse at {location.describe()}; run `vis-pipeline sync`")
+    if not read_only and location.catalog_path is not None:
+        location.catalog_path.parent.mkdir(parents=True, exist_ok=True)
+    conn.execute(f"SET TimeZone = '{SESSION_TIME_ZONE}'")  # a constant
+    load_extensions(conn, location.kind)
+    try:
+        conn.execute(location.attach_sql(read_only=read_only))
+    except duckdb.Error as exc:
+        raise WarehouseError(
+            f"could not open the warehouse {location.describe()}: {describe_text(_first_line(exc))}"
+        ) from None
+    conn.execute(f"USE {CATALOG_ALIAS}")
+
+
+def set_aside(location: WarehouseLocation, reason: str = "broken") -> list[Path]:
+    """Move a SQLite catalog and its data folder out of the way; returns their new names.
+
+    Nothing is deleted: the damaged warehouse stays beside the new one for whoever wants to
+    look. A catalog on a server is not moved (its owner drops it).
+    """
+    path = location.catalog_path
+    if path is None:
+        raise WarehouseError(
+            "a PostgreSQL catalog is not set aside by vis-pipeline: drop or rename its "
+            "database, then sync again"
+        )
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    moved: list[Path] = []
+    data = Path(location.data_path) if "://" not in location.data_path else None
+    for item in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-journal")):
+        if item.exists():
+            moved.append(item.rename(item.with_name(f"{item.name}.{reason}-{stamp}")))
+    if data is not None and data.exists():
+        moved.append(data.rename(data.with_name(f"{data.name}.{reason}-{stamp}")))
+    return moved
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def location_of(settings: Settings) -> WarehouseLocation:
+    """The warehouse ``settings`` name (``VIS_WAREHOUSE`` and ``VIS_WAREHOUSE_DATA``)."""
+    return WarehouseLocation.parse(settings.warehouse, settings.warehouse_data)
