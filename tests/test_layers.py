@@ -28,6 +28,7 @@ LAYERS: list[set[str]] = [
     {"batch"},
     {"normalize"},
     {"warehouse"},
+    {"ad_hoc", "old_warehouse"},
     {"sync", "user_directory"},
     {"reports"},
     {"live"},

@@ -1,5 +1,5 @@
-"""The ``vis-pipeline`` command: simulate, sync, status, export, demo, ui; receive, drain and
-webhooks for real time (``webhook_commands``).
+"""The ``vis-pipeline`` command: simulate, sync, status, export, sql, warehouse, demo, ui;
+receive, drain and webhooks for real time (``webhook_commands``).
 
 Expected failures (bad input, an unreachable API, a rejected token) print one clear line and
 exit non-zero (2 for usage errors); tracebacks are for bugs only.
@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from importlib.resources import files
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from vis_pipeline.envfile import (
     env_file,
@@ -31,6 +31,11 @@ from vis_pipeline.envfile import (
 )
 from vis_pipeline.progress import on_terminal
 from vis_pipeline.settings import Settings, SettingsError, variable_of
+
+if TYPE_CHECKING:
+    import duckdb
+
+    from vis_pipeline.catalog import WarehouseLocation
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -84,7 +89,15 @@ settings come from the environment and ./.env (see the README's table): VIS_BASE
 VIS_ACCESS_TOKEN or VIS_TOKEN_URL/VIS_CLIENT_ID/VIS_CLIENT_SECRET or VIS_TOKEN_COMMAND,
 VIS_WAREHOUSE, VIS_TIMEZONE, VIS_START_DATE, VIS_PAGE_SIZE, VIS_CONCURRENCY, VIS_TIMEOUT_SECONDS,
 VIS_MAX_RETRIES, DAGSTER_HOME and more.
-exit codes: 0 done, 1 failed (one line says why), 2 usage or settings error, 130 interrupted."""
+exit codes: 0 done, 1 failed (one line says why), 2 usage or settings error, 130 interrupted.
+query the warehouse: vis-pipeline sql "select * from vis.calls limit 5"; one line each for the
+duckdb shell, Python and pandas: vis-pipeline warehouse where."""
+
+INTERRUPTED = {
+    "sync": "interrupted; every day already committed stays",
+    "warehouse": "interrupted; nothing was changed",
+}
+"""What Ctrl-C leaves behind, by command (otherwise: just interrupted)."""
 
 
 def parse_day(text: str) -> date:
@@ -142,6 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "status", help="what the warehouse holds and what is wrong (exit 1 on any problem)"
     )
+    _add_query_commands(commands)
 
     export = commands.add_parser(
         "export", help="write a report of local days to a file (read-only)", epilog=EPILOG
@@ -185,6 +199,58 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _row_limit(text: str) -> int:
+    try:
+        limit = int(text)
+    except ValueError:
+        limit = -1
+    if limit < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of rows (0: all)")
+    return limit
+
+
+def _add_query_commands(commands: argparse._SubParsersAction) -> None:
+    """``sql`` and ``warehouse`` (where, import): the analysts' ways in, and the one-time import
+    of an earlier version's warehouse file."""
+    from vis_pipeline.ad_hoc import DEFAULT_LIMIT
+
+    sql = commands.add_parser(
+        "sql",
+        help="run one read-only query on the warehouse and print its rows (or write CSV)",
+        epilog='example: vis-pipeline sql "select local_date, count(*) from vis.calls group by 1"',
+    )
+    sql.add_argument("query", help="one SQL statement (vis.calls, vis.events, reports.* ...)")
+    sql.add_argument(
+        "--limit",
+        type=_row_limit,
+        default=DEFAULT_LIMIT,
+        help=f"rows printed, the others counted (0: all; default {DEFAULT_LIMIT})",
+    )
+    sql.add_argument(
+        "--csv", metavar="FILE", help="write every row as CSV to FILE instead ('-': stdout)"
+    )
+    warehouse = commands.add_parser(
+        "warehouse", help="how to open the warehouse (where); import an earlier version's file"
+    )
+    warehouse_commands = warehouse.add_subparsers(dest="warehouse_command", required=True)
+    warehouse_commands.add_parser(
+        "where", help="print one line each that opens it read-only: duckdb shell, Python, pandas"
+    )
+    imported = warehouse_commands.add_parser(
+        "import",
+        help="copy a warehouse.duckdb of an earlier version (or its EXPORT DATABASE folder) "
+        "into the warehouse, once",
+    )
+    imported.add_argument("old", type=Path, help="the old warehouse.duckdb, or the export folder")
+    imported.add_argument(
+        "--force",
+        "--yes",
+        dest="force",
+        action="store_true",
+        help="replace what the warehouse holds, even events",
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     # Dagster flags single-run backfills as beta on every load; it is not the user's concern.
     warnings.filterwarnings("ignore", message=".*backfill_policy.*")
@@ -204,13 +270,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         environment = project_environment()
         if environment != dict(os.environ):
             _restart_with(environment, argv)
-        settings = Settings.from_env()
+        settings = _settings(args)
         if args.command == "simulate":
             from vis_pipeline.simulator.process import main as simulate
 
             return simulate(list(argv if argv is not None else sys.argv[1:])[1:])
         if args.command == "sync":
             _check_range(args.first, args.last)
+            _refuse_unimported_old_file(settings)
             if args.rebuild:
                 _set_aside(settings)
             with on_terminal():  # a status line on a terminal, nothing in a log
@@ -225,6 +292,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_export(settings, args.report, args.first, args.last, args.fmt, args.output)
         if args.command == "users":
             return import_users(settings, args.file)
+        if args.command == "sql":
+            return run_sql(settings, args.query, args.limit, args.csv)
+        if args.command == "warehouse" and args.warehouse_command == "where":
+            return show_where(settings)
+        if args.command == "warehouse":
+            return import_warehouse(settings, args.old, force=args.force)
         if args.command in WEBHOOK_COMMANDS:
             from vis_pipeline.webhook_commands import run_command
 
@@ -234,8 +307,66 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"vis-pipeline: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        print("vis-pipeline: interrupted; every day already committed stays", file=sys.stderr)
+        print(f"vis-pipeline: {INTERRUPTED.get(args.command, 'interrupted')}", file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    """The settings; for an import, a VIS_WAREHOUSE still naming the old file is explained."""
+    try:
+        return Settings.from_env()
+    except SettingsError:
+        old = os.environ.get("VIS_WAREHOUSE", "")
+        if args.command == "warehouse" and Path(old).suffix.lower() in (".duckdb", ".db"):
+            raise UsageError(
+                f"VIS_WAREHOUSE still names the old file {old}: set it to the new warehouse's "
+                "catalog (or unset it for data/warehouse.sqlite), then run `vis-pipeline "
+                f"warehouse import {old}`"
+            ) from None
+        raise
+
+
+def _refuse_unimported_old_file(settings: Settings) -> None:
+    """A sync about to start an empty warehouse beside an earlier version's file stops and
+    says how to import the file instead."""
+    from vis_pipeline.catalog import location_of
+    from vis_pipeline.errors import WarehouseError
+    from vis_pipeline.old_warehouse import old_file_beside
+
+    try:
+        location = location_of(settings)
+    except WarehouseError:
+        return  # the run itself says what is wrong with the location
+    old = old_file_beside(location)
+    if old is not None and not location.exists():
+        raise UsageError(
+            f"{_path_text(old)} is a warehouse of an earlier version and "
+            f"{_path_text(location.catalog)} does not exist yet: import it first with "
+            f"`vis-pipeline warehouse import {_path_text(old)}` (or move it away to start an "
+            "empty warehouse)"
+        )
+
+
+def _no_warehouse(location: WarehouseLocation) -> int:
+    """Say that there is no warehouse yet (and how to import an old one found beside it)."""
+    from vis_pipeline.old_warehouse import old_file_beside
+
+    old = old_file_beside(location)
+    what = f"no warehouse at {location.describe()}"
+    if old is None:
+        what += "; run `vis-pipeline sync` first"
+    else:
+        what += f"; import the earlier version's: vis-pipeline warehouse import {_path_text(old)}"
+    print(f"vis-pipeline: {what}", file=sys.stderr)
+    return EXIT_FAILED
+
+
+def _path_text(path: Path | str) -> str:
+    """``path`` as the user would type it: relative to the working directory when inside it."""
+    try:
+        return str(Path(path).relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def _check_range(first: date, last: date) -> None:
@@ -423,11 +554,7 @@ def show_status(settings: Settings) -> int:
 
     location = location_of(settings)
     if not location.exists():
-        print(
-            f"vis-pipeline: no warehouse at {location.describe()}; run `vis-pipeline sync` first",
-            file=sys.stderr,
-        )
-        return EXIT_FAILED
+        return _no_warehouse(location)
     try:
         with wh.connect(location, read_only=True) as conn:
             summary, problems = warehouse_problems(conn)
@@ -491,11 +618,7 @@ def run_export(
         raise UsageError(str(exc)) from None
     location = location_of(settings)
     if not location.exists():
-        print(
-            f"vis-pipeline: no warehouse at {location.describe()}; run `vis-pipeline sync` first",
-            file=sys.stderr,
-        )
-        return EXIT_FAILED
+        return _no_warehouse(location)
     try:
         # Read-only and lock-free: an export reads the last committed snapshot, whatever a sync
         # is doing, and needs no write access anywhere but its output.
@@ -508,6 +631,112 @@ def run_export(
         print(f"vis-pipeline: {_unreadable(exc)}", file=sys.stderr)
         return EXIT_FAILED
     print(written)
+    return EXIT_OK
+
+
+def run_sql(settings: Settings, query: str, limit: int, csv_path: str | None) -> int:
+    """Run one read-only query and print its first ``limit`` rows as a table, or write every
+    row as CSV to ``csv_path`` (``-``: standard output)."""
+    import duckdb
+
+    from vis_pipeline import warehouse as wh
+    from vis_pipeline.ad_hoc import QueryError, format_table, run_query
+    from vis_pipeline.catalog import location_of
+
+    location = location_of(settings)
+    if not location.exists():
+        return _no_warehouse(location)
+    try:
+        # A reader: it sees the last committed snapshot, and DuckDB refuses any write to it.
+        with wh.connect(location, read_only=True) as conn:
+            if csv_path is None:
+                print(format_table(run_query(conn, query, limit)))
+            else:
+                _write_query_csv(conn, query, csv_path)
+    except QueryError as exc:
+        raise UsageError(str(exc)) from None
+    except (duckdb.Error, wh.WarehouseError) as exc:
+        print(f"vis-pipeline: {_first_line_of(exc)}", file=sys.stderr)
+        return EXIT_FAILED
+    except BrokenPipeError:
+        # The reader of the output (| head) has gone: the rows it wanted were printed.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return EXIT_OK
+
+
+def _write_query_csv(conn: duckdb.DuckDBPyConnection, query: str, csv_path: str) -> None:
+    """Every row of ``query`` as CSV: to standard output, or to a file replaced at once."""
+    from vis_pipeline.ad_hoc import write_csv
+
+    if csv_path == "-":
+        write_csv(conn, query, sys.stdout)
+        return
+    target = Path(csv_path)
+    partial = target.with_name(target.name + ".partial")
+    try:
+        with partial.open("w", encoding="utf-8", newline="") as out:
+            rows = write_csv(conn, query, out)
+        partial.replace(target)
+    finally:
+        partial.unlink(missing_ok=True)
+    print(f"{rows:,} rows written to {target}")
+
+
+def _first_line_of(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def show_where(settings: Settings) -> int:
+    """Print the warehouse's location and one line each that opens it read-only: the duckdb
+    shell, Python and pandas (ready to paste: the labels are comments)."""
+    from vis_pipeline.ad_hoc import access_lines
+    from vis_pipeline.catalog import location_of
+
+    location = location_of(settings)
+    if not location.exists():
+        return _no_warehouse(location)
+    lines = access_lines(location)
+    print(f"# warehouse: {location.describe()}, data files in {location.data_path}")
+    print(f"# the duckdb shell (duckdb {_duckdb_version()}, read-only):\n{lines['duckdb']}")
+    print(f"# Python (read-only):\n{lines['python']}")
+    print(f"# pandas:\n{lines['pandas']}")
+    return EXIT_OK
+
+
+def _duckdb_version() -> str:
+    import duckdb
+
+    return duckdb.__version__
+
+
+def import_warehouse(settings: Settings, old_path: Path, *, force: bool) -> int:
+    """Copy an earlier version's warehouse (file or EXPORT DATABASE folder) into the
+    warehouse, in one transaction, and print what each table now holds."""
+    from vis_pipeline.catalog import location_of
+    from vis_pipeline.errors import WarehouseError
+    from vis_pipeline.old_warehouse import (
+        ImportRefused,
+        OldWarehouseError,
+        import_old_warehouse,
+        read_old_warehouse,
+    )
+
+    location = location_of(settings)
+    try:
+        old = read_old_warehouse(old_path)
+        imported = import_old_warehouse(location, old, replace=force)
+    except ImportRefused as exc:
+        raise UsageError(str(exc)) from None
+    except (OldWarehouseError, WarehouseError) as exc:
+        print(f"vis-pipeline: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"imported {old_path} into {location.describe()} (rows per table, as in the old one):")
+    for table in imported:
+        replaced = f"  (replacing {table.replaced:,})" if table.replaced else ""
+        print(f"  {table.table:<34} {table.rows:>12,}{replaced}")
+    if old.left_out:
+        print(f"left out, not the warehouse's: {', '.join(old.left_out)}")
     return EXIT_OK
 
 
