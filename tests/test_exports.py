@@ -284,10 +284,10 @@ _FILE_SIZE_LIMITED = """
 import resource, signal, sys
 from datetime import date
 from pathlib import Path
-import duckdb
+from vis_pipeline import warehouse as wh
 from vis_pipeline.exports import ExportError, export_report
 database, output, first, last = sys.argv[1:]
-conn = duckdb.connect(database, read_only=True)
+conn = wh.connect(database, read_only=True)
 # Writes beyond the limit fail with EFBIG (instead of killing the process).
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import os
-import shutil
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from helpers import SMALL, opener
+from helpers import SMALL, copy_warehouse, opener
 
 from vis_pipeline import warehouse as wh
+from vis_pipeline.catalog import WarehouseLocation, set_aside
 from vis_pipeline.client import VISClient
 from vis_pipeline.extract import WindowExtractor
 from vis_pipeline.health import warehouse_problems
@@ -37,9 +37,7 @@ def synced(simulator: SimulatorProcess, tmp_path_factory: pytest.TempPathFactory
 @pytest.fixture
 def copy(synced: Path, tmp_path: Path) -> Path:
     """A copy of the synced warehouse the test may damage."""
-    target = tmp_path / "copy.sqlite"
-    shutil.copy(synced, target)
-    return target
+    return copy_warehouse(synced, tmp_path / "copy.sqlite")
 
 
 def _problems(path: Path) -> list[str]:
@@ -68,11 +66,13 @@ def test_days_whose_reports_were_never_built_are_named(
     assert all(day in problem for day in _event_days(simulator))
 
 
-def test_a_damaged_file_is_a_problem_not_a_summary(copy: Path) -> None:
+def test_a_damaged_data_file_is_a_problem_not_a_summary(copy: Path) -> None:
     with wh.connect(copy) as conn:
         materialize_reports(conn, FIRST, LAST, "UTC")
-    size = copy.stat().st_size
-    with copy.open("r+b") as handle:  # a bad disk: 4 KB in the middle of the data
+    data = Path(WarehouseLocation.parse(copy).data_path)
+    damaged = max((data / "vis" / "events").rglob("*.parquet"), key=lambda p: p.stat().st_size)
+    size = damaged.stat().st_size
+    with damaged.open("r+b") as handle:  # a bad disk: 4 KB in the middle of the data
         handle.seek(size // 2 // 4096 * 4096)
         handle.write(os.urandom(4096))
     with wh.connect(copy, read_only=True) as conn:
@@ -99,9 +99,15 @@ def test_a_failed_day_and_a_day_short_of_its_count_are_named(copy: Path) -> None
     assert not any(failed.isoformat() in p for p in problems if "differ" in p)
 
 
-def test_a_broken_file_is_set_aside_whole(copy: Path) -> None:
-    before = copy.read_bytes()
-    moved = wh.set_aside(copy)
-    assert not copy.exists() and moved.read_bytes() == before
-    assert moved.parent == copy.parent and moved.name.startswith(copy.name + ".broken-")
-    assert datetime.now(UTC).strftime("%Y%m%d") in moved.name
+def test_a_broken_warehouse_is_set_aside_whole(copy: Path) -> None:
+    location = WarehouseLocation.parse(copy)
+    data = Path(location.data_path)
+    before = copy.read_bytes(), sorted(p.relative_to(data) for p in data.rglob("*"))
+    catalog, folder = set_aside(location)
+    assert not copy.exists() and not data.exists()
+    assert catalog.read_bytes() == before[0]
+    assert sorted(p.relative_to(folder) for p in folder.rglob("*")) == before[1]
+    for moved, original in ((catalog, copy), (folder, data)):
+        assert moved.parent == original.parent
+        assert moved.name.startswith(original.name + ".broken-")
+        assert datetime.now(UTC).strftime("%Y%m%d") in moved.name

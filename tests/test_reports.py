@@ -27,6 +27,7 @@ from helpers import (
     UNKNOWN_USER,
     Built,
     build_warehouse,
+    copy_warehouse,
     expected_events,
     planted_id,
 )
@@ -362,9 +363,7 @@ def _all_reports(path: Path) -> dict[str, pd.DataFrame]:
 
 
 def _copy_warehouse(built: Built, tmp_path: Path) -> Path:
-    target = tmp_path / "copy.sqlite"
-    target.write_bytes(built.path.read_bytes())
-    return target
+    return copy_warehouse(built.path, tmp_path / "copy.sqlite")
 
 
 def test_rerunning_a_day_replaces_only_that_day(built: Built, tmp_path: Path) -> None:

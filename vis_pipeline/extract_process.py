@@ -65,12 +65,15 @@ _STOP_POLL_SECONDS = 0.1
 """How often the reader, blocked on a full hand-over queue, checks whether the caller left."""
 
 _CHILD_CODE = (
-    "import sys; sys.path.append(sys.argv[1]); "
-    "from vis_pipeline.extract_process import main; sys.exit(main(int(sys.argv[2])))"
+    "import os, sys; sys.path.append(sys.argv[1]); "
+    "from vis_pipeline.extract_process import main; code = main(int(sys.argv[2])); "
+    "sys.stderr.flush(); os._exit(code)"
 )
 """The child's program. The package's folder goes last on its path: used only when the package
 is not installed, never shadowing anything. Run this way, not with ``-m``, the module keeps its
-name, so errors pickled in the child name classes the caller can find."""
+name, so errors pickled in the child name classes the caller can find. It ends with
+``os._exit``: the thread watching standard input is still reading it, and a normal exit would
+stop on that buffer ("Fatal Python error: _enter_buffered_busy")."""
 
 
 @dataclass(frozen=True)

@@ -5,11 +5,12 @@
 -- (by_direction, by_user, by_hour := true). A dimension not asked for is NULL in every row, so
 -- it splits nothing; by_day := false gives the whole range as one row (no row without calls).
 -- tz is the reporting time zone; it is needed only for local hours (by_hour, busiest_hour),
--- which are NULL without it.
+-- which are NULL without it (tz empty, the default, or NULL). The default is '' rather than
+-- NULL: DuckLake stores a macro's NULL default as the text 'NULL'.
 CREATE OR REPLACE MACRO vis.call_figures(
     first_date,
     last_date,
-    tz := CAST(NULL AS VARCHAR),
+    tz := '',
     by_day := true,
     by_direction := false,
     by_user := false,
@@ -33,7 +34,7 @@ WITH calls AS (
         is_cancelled,
         talk_seconds,
         wait_seconds
-    FROM vis.calls_local(tz)
+    FROM vis.calls_local(nullif(tz, ''))
     WHERE local_date BETWEEN first_date AND last_date
 ),
 hours AS (
