@@ -1,12 +1,16 @@
-"""Shared fixtures: a VIS simulator on a free loopback port, a temp warehouse, a Dagster home."""
+"""Shared fixtures: a VIS simulator on a free loopback port, a temp warehouse, a Dagster home,
+a throwaway PostgreSQL server."""
 
 from __future__ import annotations
 
+import os
+import pwd
 from collections.abc import Iterator
 from importlib.resources import files
 from pathlib import Path
 
 import pytest
+from dagster_processes import PostgresServer, postgres_bin
 from helpers import SMALL
 
 from vis_pipeline.simulator.process import SimulatorProcess
@@ -47,3 +51,19 @@ def dagster_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (home / "dagster.yaml").write_text(project_yaml.read_text(encoding="utf-8"), encoding="utf-8")
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     return home
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[PostgresServer]:
+    """A PostgreSQL server of the module's own (see ``PostgresServer``); skipped, with the
+    reason, where no server binaries are installed."""
+    binaries = postgres_bin()
+    if binaries is None:
+        pytest.skip("no PostgreSQL server binaries (.ci/run installs Debian's postgresql)")
+    if os.geteuid() == 0:
+        try:
+            pwd.getpwnam("postgres")
+        except KeyError:
+            pytest.skip("running as root without a postgres user to run the server as")
+    with PostgresServer(binaries) as server:
+        yield server

@@ -10,12 +10,9 @@ warehouse must equal the simulator's truth. Skipped, with the reason, where no s
 
 from __future__ import annotations
 
-import os
-import pwd
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -30,7 +27,6 @@ from dagster_processes import (
     daemon,
     free_port,
     migrate_instance,
-    postgres_bin,
     seed_home,
     wait_for,
     webserver,
@@ -56,20 +52,6 @@ def test_the_postgres_instance_keeps_the_run_queue_of_the_default_one() -> None:
     # Every part of the connection comes from the environment, none is written in the file.
     credentials = {name: value for name, value in connection.items() if name != "scheme"}
     assert all(set(value) == {"env"} for value in credentials.values()), connection
-
-
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[PostgresServer]:
-    binaries = postgres_bin()
-    if binaries is None:
-        pytest.skip("no PostgreSQL server binaries (.ci/run installs Debian's postgresql)")
-    if os.geteuid() == 0:
-        try:
-            pwd.getpwnam("postgres")
-        except KeyError:
-            pytest.skip("running as root without a postgres user to run the server as")
-    with PostgresServer(binaries) as server:
-        yield server
 
 
 def today() -> date:
