@@ -303,18 +303,31 @@ def truth_fingerprint(truth: Iterable[Mapping[str, Any]]) -> tuple[Fingerprint, 
 
 @dataclass(frozen=True)
 class TableSpec:
-    """Where a contender's events live in its DuckDB file and what its columns are called."""
+    """Where a contender's events live and what its columns are called."""
 
     table: str
     id_column: str
     state_column: str
     start_column: str
     duration_column: str
+    lake: bool = False
+    """The path is the SQLite catalog of a DuckLake (vis-pipeline's warehouse), opened the
+    project's way; else it is a DuckDB file (dlt's)."""
+
+
+def open_read_only(path: Path, spec: TableSpec) -> Any:
+    """A read-only DuckDB connection on which ``spec.table`` resolves."""
+    if spec.lake:
+        from vis_pipeline import warehouse
+
+        return warehouse.connect(path, read_only=True)
+    import duckdb
+
+    return duckdb.connect(str(path), read_only=True)
 
 
 def table_fingerprint(path: Path, spec: TableSpec) -> tuple[Fingerprint, np.ndarray]:
     """Fingerprint and distinct ids (sorted) of a contender's events table, from its file."""
-    import duckdb
     import numpy as np
 
     finals = ", ".join(f"'{state}'" for state in sorted(FINAL_STATES))
@@ -330,7 +343,7 @@ def table_fingerprint(path: Path, spec: TableSpec) -> tuple[Fingerprint, np.ndar
         SELECT DISTINCT {spec.id_column}::BIGINT AS id FROM {spec.table}
         WHERE {spec.id_column} IS NOT NULL ORDER BY 1
     """
-    with duckdb.connect(str(path), read_only=True) as conn:
+    with open_read_only(path, spec) as conn:
         row = conn.execute(query).fetchone()
         ids = np.asarray(conn.execute(distinct_ids).fetchnumpy()["id"], dtype=np.int64)
     assert row is not None

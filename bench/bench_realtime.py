@@ -145,7 +145,7 @@ def latency_at(rate: float, seconds: float, drain_every: float, work: Path) -> d
     """Latency figures with deliveries coming at ``rate`` events per second."""
     home = work / f"rate-{rate:g}" / "webhook"
     key_or_new(key_path(home))
-    warehouse = home.parent / "warehouse.duckdb"
+    warehouse = home.parent / "warehouse.sqlite"
     with SimulatorProcess(OPTIONS) as sim, receiver(home) as (url, _process):
         with VISClient(sim.base_url, sim.token) as client:
             subscribe(client, home, url)
@@ -255,7 +255,7 @@ def throughput(seconds: float, connections: int, work: Path) -> dict[str, Any]:
         if load_cpu is not None:
             os.sched_setaffinity(0, set(cpus))
     spool = Spool(spool_folder(home))
-    warehouse = home.parent / "warehouse.duckdb"
+    warehouse = home.parent / "warehouse.sqlite"
     drained = 0
     drain_started = time.monotonic()
     while batch := drain_spool(

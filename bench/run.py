@@ -37,6 +37,7 @@ if __package__ in (None, ""):
 
 from bench.bench_helpers import (
     REPO_ROOT,
+    STDERR_TAIL_CHARS,
     TOKEN_ENV,
     ChildRun,
     Fingerprint,
@@ -98,8 +99,8 @@ DENSE_LIBRARY_ROWS = {
 }
 """The library path's rows on the dense day, by the simulator's ``start_time_sort_only``."""
 
-PROJECT_TABLE = TableSpec("vis.events", "event_id", "state", "start_time", "duration_ms")
-"""Where vis-pipeline keeps its events."""
+PROJECT_TABLE = TableSpec("vis.events", "event_id", "state", "start_time", "duration_ms", lake=True)
+"""Where vis-pipeline keeps its events (a DuckLake whose SQLite catalog is the path given)."""
 
 DLT_TABLE = TableSpec("vis_dlt.events", "id", "state", "start_time", "duration")
 """Where the dlt contender's events land (dlt turns camelCase into snake_case)."""
@@ -370,6 +371,7 @@ def run_usual(run: SizeRun, *, skip_dlt: bool) -> None:
     """The usual contenders: floor, library, Dagster, dlt (unless too big) and reports."""
     run_floor(run)
     run_library(run)
+    run_library_with_busy_reader(run)
     run_dagster(run)
     if run.truth.fingerprint.count > DLT_MAX_EVENTS:
         skip(run, "dlt", f"skipped: over {DLT_MAX_EVENTS:,} events it would take 30+ minutes")
@@ -560,7 +562,7 @@ def run_floor(run: SizeRun) -> None:
 
 def run_library(run: SizeRun, name: str = "library", *, rerun: bool = True) -> None:
     """The library path on a fresh warehouse file (``name`` its folder), then its re-run."""
-    path = run.work / name.replace(" ", "-") / "warehouse.duckdb"
+    path = run.work / name.replace(" ", "-") / "warehouse.sqlite"
     argv = run.python(
         "direct",
         "--base-url",
@@ -575,6 +577,103 @@ def run_library(run: SizeRun, name: str = "library", *, rerun: bool = True) -> N
     measure(run, name, argv, kind="library", verify=verify, notes=sync_notes)
     if rerun:
         measure(run, f"{name} re-run", argv, kind="library", verify=verify, notes=sync_notes)
+
+
+BUSY_READER_ROW = "library + busy reader"
+"""The library path's first sync again, on a fresh warehouse, while a reader queries it."""
+
+BUSY_READER_START_SECONDS = 60.0
+"""How long the busy reader may take to import before the sync starts without it."""
+
+
+def run_library_with_busy_reader(run: SizeRun) -> None:
+    """The library path's first sync while a reader process queries the warehouse in a loop:
+    the reader starts before it and stops after, and is not part of the row's figures."""
+    folder = run.work / "library-busy-reader"
+    folder.mkdir(parents=True)
+    path = folder / "warehouse.sqlite"
+    argv = run.python(
+        "direct",
+        "--base-url",
+        run.sim.base_url,
+        "--warehouse",
+        str(path),
+        "--tz",
+        run.tz,
+        *run.range_args(),
+    )
+    with busy_reader(run, path, folder) as reader:
+        row = measure(
+            run,
+            BUSY_READER_ROW,
+            argv,
+            kind="library",
+            verify=verify_table(run, path, PROJECT_TABLE),
+            notes=sync_notes,
+        )
+    summary = reader()
+    row.result["reader"] = summary
+    plain = find(run.rows, "library", run.size.label)
+    versus = (
+        f"{row.wall_s / plain.wall_s:.2f} x library; "
+        if plain and plain.wall_s and row.wall_s and not row.error
+        else ""
+    )
+    row.notes = f"{versus}{reader_notes(summary)}; {row.notes}"
+
+
+@contextmanager
+def busy_reader(run: SizeRun, path: Path, folder: Path) -> Iterator[Callable[[], dict[str, Any]]]:
+    """The busy reader in a process of its own for the block; yields how to get its summary
+    once the block has ended (the reader is then stopped)."""
+    ready, stop, out = folder / "reader.ready", folder / "reader.stop", folder / "reader.json"
+    argv = run.python(
+        "busy_reader",
+        "--warehouse",
+        str(path),
+        "--ready",
+        str(ready),
+        "--stop",
+        str(stop),
+        "--out",
+        str(out),
+    )
+    with (folder / "reader.log").open("wb") as log:
+        reader = subprocess.Popen(argv, cwd=REPO_ROOT, env=run.base_env, stdout=log, stderr=log)
+    try:
+        deadline = time.monotonic() + BUSY_READER_START_SECONDS
+        while not ready.exists() and reader.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        yield lambda: reader_summary(reader, out, folder / "reader.log")
+    finally:
+        stop.touch()
+        try:
+            reader.wait(timeout=run.timeout("library"))
+        except subprocess.TimeoutExpired:
+            reader.kill()
+            reader.wait()
+
+
+def reader_summary(reader: subprocess.Popen[bytes], out: Path, log: Path) -> dict[str, Any]:
+    """What the busy reader did, or why it said nothing."""
+    if reader.returncode == 0 and out.exists():
+        return json.loads(out.read_text(encoding="utf-8"))
+    tail = log.read_text(encoding="utf-8", errors="replace")[-STDERR_TAIL_CHARS:]
+    return {"errors": None, "first_error": f"reader exit {reader.returncode}: {last_line(tail)}"}
+
+
+def reader_notes(summary: dict[str, Any]) -> str:
+    """The busy reader's figures for the row's notes."""
+    if summary.get("queries") is None:
+        return f"reader failed: {summary.get('first_error')}"
+    text = (
+        f"reader {summary['queries']} queries ({summary['queries_per_s']}/s), "
+        f"{summary['errors']} errors, {summary['states_seen']} states seen, "
+        f"{summary['half_day_count']} half days"
+    )
+    if summary.get("first_error"):
+        text += f" (first: {summary['first_error']})"
+    return text
 
 
 def sync_notes(result: dict[str, Any]) -> str:
@@ -596,7 +695,7 @@ def dagster_env(run: SizeRun, warehouse: Path, home: Path) -> dict[str, str]:
 
 
 def run_dagster(run: SizeRun) -> None:
-    path = run.work / "dagster" / "warehouse.duckdb"
+    path = run.work / "dagster" / "warehouse.sqlite"
     env = dagster_env(run, path, run.work / "dagster_home")
     verify = verify_table(run, path, PROJECT_TABLE)
     argv = run.python("dagster_sync", *run.range_args())
@@ -657,7 +756,7 @@ def dlt_notes(result: dict[str, Any]) -> str:
 
 
 def run_reports(run: SizeRun) -> None:
-    path = run.work / "library" / "warehouse.duckdb"
+    path = run.work / "library" / "warehouse.sqlite"
     argv = run.python("reports", "--warehouse", str(path), "--tz", run.tz, *run.range_args())
     measure(run, "reports", argv, kind="reports", notes=reports_notes)
 
@@ -691,7 +790,7 @@ def profile_project(run: SizeRun) -> dict[str, Any]:
 def profile_jobs(run: SizeRun, work: Path) -> list[tuple[str, list[str], dict[str, str]]]:
     """The project's contenders in the order they need each other: sync, re-run, reports."""
     size = run.size.label
-    library = work / "library" / "warehouse.duckdb"
+    library = work / "library" / "warehouse.sqlite"
     library_argv = run.python(
         "direct",
         "--base-url",
@@ -706,7 +805,7 @@ def profile_jobs(run: SizeRun, work: Path) -> list[tuple[str, list[str], dict[st
         "reports", "--warehouse", str(library), "--tz", run.tz, *run.range_args()
     )
     dagster_argv = run.python("dagster_sync", *run.range_args())
-    dagster = dagster_env(run, work / "dagster" / "warehouse.duckdb", work / "dagster_home")
+    dagster = dagster_env(run, work / "dagster" / "warehouse.sqlite", work / "dagster_home")
     return [
         (f"library @ {size}", library_argv, run.base_env),
         (f"library re-run @ {size}", library_argv, run.base_env),
