@@ -29,6 +29,7 @@ from vis_pipeline.envfile import (
     write_demo_env_file,
     written_by_demo,
 )
+from vis_pipeline.errors import WarehouseError
 from vis_pipeline.progress import on_terminal
 from vis_pipeline.settings import Settings, SettingsError, variable_of
 
@@ -124,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = _Parser(
         prog="vis-pipeline",
-        description="Call history from the VIS API into a DuckDB warehouse, through Dagster.",
+        description="Call history from the VIS API into a DuckLake warehouse, through Dagster.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -306,6 +307,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (UsageError, SettingsError) as exc:
         print(f"vis-pipeline: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except WarehouseError as exc:  # a location that cannot be used, a catalog that won't open
+        print(f"vis-pipeline: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     except KeyboardInterrupt:
         print(f"vis-pipeline: {INTERRUPTED.get(args.command, 'interrupted')}", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -316,8 +320,10 @@ def _settings(args: argparse.Namespace) -> Settings:
     try:
         return Settings.from_env()
     except SettingsError:
+        from vis_pipeline.catalog import OLD_FILE_SUFFIXES
+
         old = os.environ.get("VIS_WAREHOUSE", "")
-        if args.command == "warehouse" and Path(old).suffix.lower() in (".duckdb", ".db"):
+        if args.command == "warehouse" and Path(old).suffix.lower() in OLD_FILE_SUFFIXES:
             raise UsageError(
                 f"VIS_WAREHOUSE still names the old file {old}: set it to the new warehouse's "
                 "catalog (or unset it for data/warehouse.sqlite), then run `vis-pipeline "
@@ -330,7 +336,6 @@ def _refuse_unimported_old_file(settings: Settings) -> None:
     """A sync about to start an empty warehouse beside an earlier version's file stops and
     says how to import the file instead."""
     from vis_pipeline.catalog import location_of
-    from vis_pipeline.errors import WarehouseError
     from vis_pipeline.old_warehouse import old_file_beside
 
     try:
@@ -714,7 +719,6 @@ def import_warehouse(settings: Settings, old_path: Path, *, force: bool) -> int:
     """Copy an earlier version's warehouse (file or EXPORT DATABASE folder) into the
     warehouse, in one transaction, and print what each table now holds."""
     from vis_pipeline.catalog import location_of
-    from vis_pipeline.errors import WarehouseError
     from vis_pipeline.old_warehouse import (
         ImportRefused,
         OldWarehouseError,
@@ -854,6 +858,8 @@ def _print_where_to_look(settings: Settings, page: Path, *, serving: bool) -> No
         "\nwhere to look:\n"
         f"  report page: {page.resolve()}\n"
         f"  warehouse:   {describe_text(settings.warehouse)}  (tables: docs/tables.md)\n"
+        '  query it:    vis-pipeline sql "select * from vis.calls limit 5"  (duckdb shell, '
+        "Python, pandas: vis-pipeline warehouse where)\n"
         f"  Dagster UI:  vis-pipeline ui  (from this folder: {env_file().name} holds the demo's"
         " settings)"
     )
