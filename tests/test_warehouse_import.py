@@ -285,3 +285,17 @@ def test_a_sync_beside_an_old_file_says_to_import_it_first(
     assert not env.exists() and not (env.parent.parent / "dagster_home").exists()
     assert main(["status"]) == 1
     assert "warehouse import data/warehouse.duckdb" in capsys.readouterr().err
+
+
+def test_an_import_that_fails_midway_leaves_nothing_behind(
+    old: Old, env: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    changed = shutil.copy(old.file, tmp_path / "changed.duckdb")
+    with duckdb.connect(str(changed)) as conn:  # a column no version of the lake has
+        conn.execute("ALTER TABLE vis.users ADD COLUMN nickname VARCHAR")
+    assert main(["warehouse", "import", str(changed)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "vis.users" in err and "nickname" in err
+    with wh.connect(env, read_only=True) as conn:  # raw.events and vis.events went in first
+        counts = wh.status_summary(conn)["counts"]
+    assert set(counts.values()) == {0}, counts

@@ -234,13 +234,15 @@ def import_old_warehouse(
             imported += [
                 TableImport(name, 0, rows) for name, rows in replaced.items() if name not in copied
             ]
-            conn.commit()
-        except duckdb.Error as exc:
+        except BaseException as exc:
             conn.rollback()
-            raise WarehouseError(f"could not import {old.path}: {_first_line(exc)}") from exc
-        except BaseException:
-            conn.rollback()
+            if isinstance(exc, duckdb.Error):
+                raise WarehouseError(f"could not import {old.path}: {_first_line(exc)}") from exc
             raise
+        try:
+            conn.commit()  # DuckLake writes the catalog here: another writer's commit shows now
+        except duckdb.Error as exc:
+            raise WarehouseError(f"could not import {old.path}: {_first_line(exc)}") from exc
     return imported
 
 
