@@ -29,7 +29,7 @@ LAYERS: list[set[str]] = [
     {"normalize"},
     {"warehouse"},
     {"ad_hoc", "old_warehouse"},
-    {"sync", "user_directory"},
+    {"sync", "user_directory", "maintenance"},
     {"reports"},
     {"live"},
     {"health"},

@@ -232,6 +232,12 @@ class Settings:
     time zone."""
     drain_interval_seconds: int = _setting(30, "VIS_DRAIN_INTERVAL_SECONDS", _at_least(5))
     """Seconds between two looks of the drain sensor at the spool."""
+    snapshot_retention_days: int = _setting(7, "VIS_SNAPSHOT_RETENTION_DAYS", _at_least(1))
+    """Days the warehouse keeps old snapshots (time travel) and the files only they read; a
+    reader's query never outlives it, so maintenance never deletes a file under one."""
+    maintenance_cron: str = _setting("30 3 * * *", "VIS_MAINTENANCE_CRON", _cron)
+    """When the warehouse maintenance schedule ticks (merge small files, expire snapshots), in
+    the reporting time zone: a quiet hour after the night's sync."""
 
     def __post_init__(self) -> None:
         for spec in fields(self):

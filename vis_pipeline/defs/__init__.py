@@ -1,5 +1,6 @@
 """The Dagster code location: assets, checks, the sync job, its schedule and the sensors; the
-webhook path's drain job, sensor and upkeep schedule (``live.py``).
+webhook path's drain job, sensor and upkeep schedule (``live.py``); the warehouse maintenance
+job and its schedule (``maintenance.py``).
 
 Definitions are built when Dagster loads the location (not at import), from the environment.
 """
@@ -15,6 +16,7 @@ from vis_pipeline.defs.daily_sync import build_sync_asset
 from vis_pipeline.defs.freshness import build_freshness_sensor
 from vis_pipeline.defs.jobs import build_export_job, build_sync_job
 from vis_pipeline.defs.live import build_drain_job, build_drain_sensor, build_upkeep_schedule
+from vis_pipeline.defs.maintenance import build_maintenance_job, build_maintenance_schedule
 from vis_pipeline.defs.partitions import daily_partitions
 from vis_pipeline.defs.reports import build_export_asset
 from vis_pipeline.defs.resources import build_resources
@@ -35,7 +37,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             build_sync_asset(partitions, settings.freshness_hour),
             build_export_asset(partitions),
         ],
-        jobs=[sync_job, build_export_job(), drain_job],
+        jobs=[sync_job, build_export_job(), drain_job, build_maintenance_job(settings)],
         schedules=[
             build_daily_schedule(
                 settings.timezone,
@@ -44,6 +46,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
                 settings.schedule_cron,
             ),
             build_upkeep_schedule(settings),
+            build_maintenance_schedule(settings),
         ],
         sensors=[
             build_freshness_sensor(settings.timezone, settings.freshness_hour, settings.start),
