@@ -18,6 +18,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from dagster_processes import PostgresServer
 from helpers import (
     Built,
     assert_same_events,
@@ -30,6 +31,7 @@ from helpers import (
 )
 
 from vis_pipeline import warehouse as wh
+from vis_pipeline.catalog import WarehouseLocation
 from vis_pipeline.cli import main
 from vis_pipeline.client import VISClient
 from vis_pipeline.extract import WindowExtractor
@@ -153,7 +155,7 @@ def old_columns(file: Path, table: str) -> list[str]:
         return [row[0] for row in conn.execute(f"DESCRIBE {schema}.{name}").fetchall()]
 
 
-def assert_same_tables(file: Path, lake: Path) -> None:
+def assert_same_tables(file: Path, lake: Path | WarehouseLocation) -> None:
     """Every table of the old file, row for row and column for column, in the lake."""
     with duckdb.connect(str(file), read_only=True) as old, wh.connect(lake, read_only=True) as new:
         old.execute("SET TimeZone = 'UTC'")
@@ -299,3 +301,32 @@ def test_an_import_that_fails_midway_leaves_nothing_behind(
     with wh.connect(env, read_only=True) as conn:  # raw.events and vis.events went in first
         counts = wh.status_summary(conn)["counts"]
     assert set(counts.values()) == {0}, counts
+
+
+def test_an_old_file_is_imported_into_a_postgresql_catalog(
+    old: Old,
+    env: Path,
+    postgres: PostgresServer,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    admin = postgres.connect("postgres")
+    try:
+        with admin.cursor() as cursor:
+            cursor.execute('DROP DATABASE IF EXISTS "imported"')
+            cursor.execute('CREATE DATABASE "imported"')
+    finally:
+        admin.close()
+    catalog = f"ducklake:postgres:dbname=imported host=127.0.0.1 port={postgres.port} "
+    catalog += f"user={postgres.USER}"
+    monkeypatch.setenv("VIS_WAREHOUSE", catalog)
+    monkeypatch.setenv("VIS_WAREHOUSE_DATA", str(tmp_path / "lake-data"))
+    monkeypatch.setenv("PGPASSWORD", postgres.PASSWORD)
+    assert main(["warehouse", "import", str(old.file)]) == 0
+    out, err = capsys.readouterr()
+    assert "vis.events" in out and postgres.PASSWORD not in out + err
+    location = WarehouseLocation.parse(catalog, str(tmp_path / "lake-data"))
+    assert_same_tables(old.file, location)
+    assert main(["sql", "select count(*) as n from vis.calls"]) == 0
+    assert str(len(old.truth)) in capsys.readouterr().out
