@@ -19,7 +19,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 from dagster._core.definitions.sensor_definition import SensorExecutionData
-from helpers import assert_same_events, expected_events, warehouse_events
+from helpers import assert_same_events, copy_warehouse, expected_events, warehouse_events
 
 from vis_pipeline.defs import build_definitions
 from vis_pipeline.defs.assets import ACCOUNT, EVENTS, USERS
@@ -213,7 +213,7 @@ def test_each_report_partition_carries_its_own_days_row_counts(five_days: Synced
     with dg.DagsterInstance.from_config(str(five_days.home)) as instance:
         latest = latest_metadata(instance, REPORT_TABLES, five_days.days)
     assert set(latest) == set(five_days.days)
-    with connect(five_days.settings.warehouse_path, read_only=True) as conn:
+    with connect(Path(five_days.settings.warehouse), read_only=True) as conn:
         for day in five_days.days:
             of_day = truth[truth["local_date"] == day]
             # Independent of the report SQL: one row per direction, and per user and direction.
@@ -245,8 +245,7 @@ def test_each_day_has_its_own_count_check_result(five_days: SyncedDays) -> None:
 def test_a_day_corrupted_by_hand_fails_its_own_check_and_no_other(
     five_days: SyncedDays, tmp_path: Path
 ) -> None:
-    corrupted = tmp_path / "corrupted.sqlite"
-    shutil.copy(five_days.settings.warehouse_path, corrupted)
+    corrupted = copy_warehouse(Path(five_days.settings.warehouse), tmp_path / "corrupted.sqlite")
     bad = five_days.days[2]
     with connect(corrupted) as conn:
         conn.execute(
@@ -382,8 +381,7 @@ def test_each_table_check_fails_on_a_corrupted_copy(
     }
     with dg.DagsterInstance.get() as instance:
         for name, corruption in corruptions.items():
-            copy = tmp_path / f"{name}.sqlite"
-            shutil.copy(warehouse_path, copy)
+            copy = copy_warehouse(warehouse_path, tmp_path / f"{name}.sqlite")
             with connect(copy) as conn:
                 conn.execute(corruption)
             # Run alone, as from the UI: the table checks need no partition.

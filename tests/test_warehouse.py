@@ -756,3 +756,20 @@ def test_works_on_a_direct_connection_in_another_session_time_zone(tmp_path: Pat
         window_start = conn.execute("SELECT DISTINCT window_start FROM vis.sync_windows").fetchall()
     assert stored == [expected_row(r, TZ) for r in sorted(records, key=lambda r: r["id"])]
     assert window_start == [(window(DAY, 0).window_start,)]
+
+
+def test_a_new_version_of_the_schema_is_applied_to_an_existing_warehouse_once(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with wh.connect(path) as conn:
+        wh.load_window(conn, batch_of([final_event(1)]), window(DAY, 1))
+        before = snapshot(conn)
+    first = wh.schema_fingerprint()
+    # Another version of the schema files: the next writer applies them (options already set
+    # are left alone), the one after finds nothing to do.
+    monkeypatch.setattr(wh, "schema_fingerprint", lambda: "a-later-version")
+    for _ in range(2):
+        with wh.connect(path) as conn:
+            assert snapshot(conn) == before
+            versions = conn.execute("SELECT fingerprint FROM vis.schema_version").fetchall()
+    assert sorted(versions) == sorted([(first,), ("a-later-version",)])

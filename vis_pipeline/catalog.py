@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import importlib
 import re
+import sqlite3
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.resources import files
@@ -216,6 +218,7 @@ def attach_lake(
         raise WarehouseError(f"no warehouse at {location.describe()}; run `vis-pipeline sync`")
     if not read_only and location.catalog_path is not None:
         location.catalog_path.parent.mkdir(parents=True, exist_ok=True)
+        _write_ahead_log(location.catalog_path)
     conn.execute(f"SET TimeZone = '{SESSION_TIME_ZONE}'")  # a constant
     load_extensions(conn, location.kind)
     try:
@@ -225,6 +228,19 @@ def attach_lake(
             f"could not open the warehouse {location.describe()}: {describe_text(_first_line(exc))}"
         ) from None
     conn.execute(f"USE {CATALOG_ALIAS}")
+
+
+def _write_ahead_log(path: Path) -> None:
+    """Put a SQLite catalog in WAL mode (once: the mode stays in the file).
+
+    In SQLite's default mode a reader's open transaction blocks a commit, and the writer gives
+    up after a few seconds: an analyst's long query would fail the sync. In WAL mode readers
+    and the one writer never wait for each other. Readers then need the ``-wal`` and ``-shm``
+    files beside the catalog (SQLite creates them; a read-only folder must already hold them).
+    """
+    with closing(sqlite3.connect(path)) as catalog:
+        if catalog.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+            catalog.execute("PRAGMA journal_mode = WAL")
 
 
 def set_aside(location: WarehouseLocation, reason: str = "broken") -> list[Path]:

@@ -628,7 +628,9 @@ def run_export(
         # Read-only and lock-free: an export reads the last committed snapshot, whatever a sync
         # is doing, and needs no write access anywhere but its output.
         with wh.connect(location, read_only=True) as conn:
+            conn.begin()  # one snapshot for every query of the file, whatever a sync commits
             written = export_report(conn, report, first, last, fmt, output, tz=settings.timezone)
+            conn.rollback()
     except ExportError as exc:
         print(f"vis-pipeline: {exc}", file=sys.stderr)
         return EXIT_FAILED

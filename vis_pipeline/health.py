@@ -36,11 +36,19 @@ def days_without_reports(conn: duckdb.DuckDBPyConnection) -> list[date]:
 
 
 def warehouse_problems(conn: duckdb.DuckDBPyConnection) -> tuple[dict | None, list[str]]:
-    """The warehouse's summary (None when it cannot be read) and its problems, one line each."""
+    """The warehouse's summary (None when it cannot be read) and its problems, one line each.
+
+    Everything is read in one transaction, so from one snapshot: during a sync the figures
+    agree with each other (a day's events, its sync record and the days counted).
+    """
     try:
-        summary = status_summary(conn)
-        read_every_report(conn)
-        missing = days_without_reports(conn)
+        conn.begin()
+        try:
+            summary = status_summary(conn)
+            read_every_report(conn)
+            missing = days_without_reports(conn)
+        finally:
+            conn.rollback()  # it only read
     except (WarehouseError, duckdb.Error) as exc:
         text = str(exc).splitlines()[0]
         if not text.startswith("the warehouse cannot be read"):

@@ -40,6 +40,15 @@ if TYPE_CHECKING:
 SCHEMA_FOLDER = "schema"
 """SQL folder whose files, in name order, create the warehouse (each one idempotent)."""
 
+LAKE_OPTIONS: dict[str, str] = {
+    "parquet_compression": "zstd",
+    "data_inlining_row_limit": "100",
+}
+"""Options of the DuckLake catalog, set once when missing (setting one again can crash DuckDB
+1.5.5's extension). zstd suits the long JSON payloads of raw.events; commits of up to 100 rows
+(a day's sync record, the account, the users) stay inside the catalog instead of becoming one
+tiny Parquet file each."""
+
 SCHEMA_ATTEMPTS = 3
 """Times a writer tries to bring a new warehouse's schema up to date (another may be at it)."""
 
@@ -219,6 +228,7 @@ def apply_schema(conn: duckdb.DuckDBPyConnection) -> None:
             return
         try:
             with _transaction(conn, "apply the schema"):
+                _set_missing_options(conn)
                 for name in list_sql(SCHEMA_FOLDER):
                     conn.execute(load_sql(name))
                 parameters = {"fingerprint": fingerprint, "applied_at": datetime.now(UTC)}
@@ -228,6 +238,15 @@ def apply_schema(conn: duckdb.DuckDBPyConnection) -> None:
             if attempt == SCHEMA_ATTEMPTS - 1:
                 raise
             time.sleep(0.2 * (attempt + 1))
+
+
+def _set_missing_options(conn: duckdb.DuckDBPyConnection) -> None:
+    recorded = {
+        row[0] for row in conn.execute(load_sql("warehouse/select_lake_options")).fetchall()
+    }
+    for name, value in LAKE_OPTIONS.items():
+        if name not in recorded:
+            conn.execute(load_sql("warehouse/set_lake_option"), {"name": name, "value": value})
 
 
 _last_sync_id = 0

@@ -179,6 +179,7 @@ def build_export_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDef
         written: list[Path] = []
         # Read-only: the files show the last committed state; no writer waits for them.
         with warehouse.get_connection() as conn:
+            conn.begin()  # every file from one snapshot
             for fmt in config.formats:
                 for name in [DASHBOARD] if fmt == "html" else list(REPORTS):
                     target = folder / export_file_name(name, first, last, fmt)

@@ -1,0 +1,2 @@
+-- The options the DuckLake catalog already records (set once, when the warehouse is created).
+SELECT option_name FROM ducklake_options('warehouse');
