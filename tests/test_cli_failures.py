@@ -208,17 +208,30 @@ def test_a_damaged_warehouse_fails_status_and_rebuild_brings_it_back(
     assert run("sync", *RANGE, env=env, cwd=folder).code == 0
     assert run("status", env=env, cwd=folder).code == 0
     warehouse = folder / "data" / "warehouse.sqlite"
-    size = warehouse.stat().st_size
-    with warehouse.open("r+b") as handle:  # a bad disk: 4 KB in the middle of the data
-        handle.seek(size // 2 // 4096 * 4096)
+    catalog_size = warehouse.stat().st_size
+    events = folder / "data" / "warehouse-data" / "vis" / "events"
+    damaged = max(events.rglob("*.parquet"), key=lambda p: p.stat().st_size)
+    with damaged.open("r+b") as handle:  # a bad disk: 4 KB in the middle of the data
+        handle.seek(damaged.stat().st_size // 2 // 4096 * 4096)
         handle.write(os.urandom(4096))
     _one_clear_line(run("status", env=env, cwd=folder), 1, "cannot be read", lines=1)
     rebuilt = run("sync", "--rebuild", *RANGE, env=env, cwd=folder)
     assert rebuilt.code == 0, rebuilt.err
     assert_same_events(warehouse_events(warehouse), expected_events(_truth(sim), "UTC"))
     assert run("status", env=env, cwd=folder).code == 0
-    kept = [p for p in (folder / "data").iterdir() if ".broken-" in p.name]
-    assert len(kept) == 1 and kept[0].stat().st_size == size
+    # The damaged warehouse is kept whole beside the new one: its catalog and its data.
+    kept = {
+        p.name.split(".broken-")[0]: p for p in (folder / "data").iterdir() if ".broken-" in p.name
+    }
+    assert {"warehouse.sqlite", "warehouse-data"} <= kept.keys()
+    assert kept.keys() <= {
+        "warehouse.sqlite",
+        "warehouse-data",
+        "warehouse.sqlite-wal",
+        "warehouse.sqlite-shm",
+    }
+    assert kept["warehouse.sqlite"].stat().st_size == catalog_size
+    assert (kept["warehouse-data"] / damaged.relative_to(damaged.parents[4])).exists()
 
 
 def test_export_and_status_need_no_write_access(sim: SimulatorProcess, folder: Path) -> None:

@@ -258,7 +258,8 @@ def set_aside(location: WarehouseLocation, reason: str = "broken") -> list[Path]
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     moved: list[Path] = []
     data = Path(location.data_path) if "://" not in location.data_path else None
-    for item in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-journal")):
+    companions = [path.with_name(path.name + end) for end in ("-wal", "-shm", "-journal")]
+    for item in (path, *companions):
         if item.exists():
             moved.append(item.rename(item.with_name(f"{item.name}.{reason}-{stamp}")))
     if data is not None and data.exists():
