@@ -29,6 +29,7 @@ from helpers import (
 
 from vis_pipeline import warehouse as wh
 from vis_pipeline.catalog import WarehouseLocation
+from vis_pipeline.cli import main
 from vis_pipeline.client import VISClient
 from vis_pipeline.defs import build_definitions
 from vis_pipeline.defs.assets import WAREHOUSE_WRITE_TAGS
@@ -378,3 +379,18 @@ def test_the_retention_is_at_least_a_day() -> None:
 def test_a_data_folder_not_yet_written_counts_no_file(tmp_path: Path) -> None:
     assert disk_file_count(tmp_path / "absent") == 0
     assert disk_file_count(None) is None
+
+
+def test_the_command_line_compacts_now_and_says_what_it_did(
+    month: Month, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    location = copy_of(month, tmp_path)
+    catalog_before, _ = counted(location)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("VIS_WAREHOUSE", str(location.catalog_path))
+    monkeypatch.setenv("VIS_ACCESS_TOKEN", "unused-by-compaction")
+    assert main(["warehouse", "compact"]) == 0
+    catalog_after, _ = counted(location)
+    assert catalog_after < catalog_before
+    assert f"{catalog_before} -> {catalog_after}" in capsys.readouterr().out
+    assert_same_events(warehouse_events(location), month.expected)

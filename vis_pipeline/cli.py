@@ -231,11 +231,16 @@ def _add_query_commands(commands: argparse._SubParsersAction) -> None:
         "--csv", metavar="FILE", help="write every row as CSV to FILE instead ('-': stdout)"
     )
     warehouse = commands.add_parser(
-        "warehouse", help="how to open the warehouse (where); import an earlier version's file"
+        "warehouse",
+        help="how to open the warehouse (where); compact it; import an earlier version's file",
     )
     warehouse_commands = warehouse.add_subparsers(dest="warehouse_command", required=True)
     warehouse_commands.add_parser(
         "where", help="print one line each that opens it read-only: duckdb shell, Python, pandas"
+    )
+    warehouse_commands.add_parser(
+        "compact",
+        help="merge small files and expire old snapshots now (waits for a sync under way)",
     )
     imported = warehouse_commands.add_parser(
         "import",
@@ -297,6 +302,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_sql(settings, args.query, args.limit, args.csv)
         if args.command == "warehouse" and args.warehouse_command == "where":
             return show_where(settings)
+        if args.command == "warehouse" and args.warehouse_command == "compact":
+            return compact_now(settings)
         if args.command == "warehouse":
             return import_warehouse(settings, args.old, force=args.force)
         if args.command in WEBHOOK_COMMANDS:
@@ -605,6 +612,21 @@ def _last_run_problems(settings: Settings) -> list[str]:
         return []
     why = f": {outcome.message}" if outcome.message else ""
     return [f"the last sync (run {outcome.run_id}) ended {outcome.status}{why}"]
+
+
+def compact_now(settings: Settings) -> int:
+    """Compact the warehouse now, as the maintenance job does, and print what it did."""
+    from vis_pipeline.catalog import location_of
+    from vis_pipeline.maintenance import compact_warehouse
+
+    retention = timedelta(days=settings.snapshot_retention_days)
+    done = compact_warehouse(location_of(settings), retention)
+    print(
+        f"files read by the current snapshot: {done.files_before} -> {done.files_after}; "
+        f"{done.files_merged} merged, {done.snapshots_expired} snapshots expired, "
+        f"{done.files_deleted} files deleted ({done.seconds:.1f} s)"
+    )
+    return EXIT_OK
 
 
 def run_export(
