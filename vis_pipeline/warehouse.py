@@ -303,7 +303,11 @@ def _arrow(frame: pd.DataFrame, schema: pa.Schema) -> pa.Table:
 
 @contextmanager
 def _registered(conn: duckdb.DuckDBPyConnection, tables: Mapping[str, Any]) -> Iterator[None]:
-    """Make ``tables`` readable by name in SQL for the duration of the block."""
+    """Make ``tables`` readable by name in SQL for the duration of the block.
+
+    Used inside the block's transaction: registering outside one is a transaction of its own,
+    which on a DuckLake costs a look at the catalog (12 ms against 0.7 ms).
+    """
     for name, table in tables.items():
         conn.register(name, table)
     try:
@@ -397,8 +401,8 @@ def load_window(
         "local_date": window.local_date,
     }
     with (
-        _registered(conn, tables),
         _transaction(conn, f"load window {window.local_date}"),
+        _registered(conn, tables),
     ):
         inserted, kept_final = _write_events(
             conn, tables[_BATCH_EVENTS], seen_at, window.local_date
@@ -579,7 +583,7 @@ def replace_users(
         raise ValueError("every user must be a JSON object")
     table = _users_table(users)
     parameters = {"synced_at": _aware(synced_at, "synced_at")}
-    with _registered(conn, {_BATCH_USERS: table}), _transaction(conn, "replace users"):
+    with _transaction(conn, "replace users"), _registered(conn, {_BATCH_USERS: table}):
         conn.execute(load_sql("warehouse/upsert_users"), parameters)
     return table.num_rows
 
@@ -596,8 +600,8 @@ def replace_user_directory(
     )
     parameters = {"imported_at": _aware(imported_at, "imported_at")}
     with (
-        _registered(conn, {_BATCH_DIRECTORY: table}),
         _transaction(conn, "replace the user directory"),
+        _registered(conn, {_BATCH_DIRECTORY: table}),
     ):
         conn.execute(load_sql("warehouse/delete_user_directory"))
         conn.execute(load_sql("warehouse/insert_user_directory"), parameters)
@@ -755,7 +759,7 @@ def load_webhook_events(
         _BATCH_LANDINGS: landings.cast(LANDINGS_SCHEMA),
     }
     first_day = min(landings["local_date"].to_pylist(), default=None) or seen_at.date()
-    with _registered(conn, tables), _transaction(conn, "load webhook deliveries"):
+    with _transaction(conn, "load webhook deliveries"), _registered(conn, tables):
         inserted, kept_final = _write_events(conn, tables[_BATCH_EVENTS], seen_at, first_day)
         for day, rows in batch.rejected.groupby("local_date", sort=True):
             start, end = windows[day]
