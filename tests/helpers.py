@@ -23,6 +23,7 @@ import duckdb
 import pandas as pd
 
 from vis_pipeline import warehouse as wh
+from vis_pipeline.catalog import WarehouseLocation
 from vis_pipeline.client import VISClient
 from vis_pipeline.extract import WindowExtractor
 from vis_pipeline.records import FINAL_STATES, LIVE_STATES, format_instant_ms
@@ -73,9 +74,10 @@ def expected_events(truth: list[dict], tz: str) -> pd.DataFrame:
     return pd.DataFrame(rows).sort_values("event_id", ignore_index=True)
 
 
-def warehouse_events(path: Path) -> pd.DataFrame:
-    """``vis.events`` (timestamps in UTC) sorted by event_id, without synced_at."""
-    with wh.connect(path, read_only=True) as conn:
+def warehouse_events(location: Path | WarehouseLocation) -> pd.DataFrame:
+    """``vis.events`` (timestamps in UTC) sorted by event_id, without synced_at, of the warehouse
+    whose SQLite catalog is at ``location`` or which ``location`` names (any catalog)."""
+    with wh.connect(location, read_only=True) as conn:
         frame = conn.execute("SELECT * EXCLUDE (synced_at) FROM vis.events ORDER BY event_id").df()
     # DuckDB hands DATE columns to pandas as timestamps; the contract is a calendar date.
     frame["local_date"] = frame["local_date"].dt.date

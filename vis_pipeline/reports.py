@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import re
+import time
 from dataclasses import dataclass
 from datetime import date, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -33,6 +34,13 @@ DEFAULT_CALLBACK_HOURS = 24
 
 MAX_CALLBACK_HOURS = 24 * 31
 """Longest callback window accepted: longer ones would rescan a month per day."""
+
+COMMIT_ATTEMPTS = 5
+"""Times the reports of a range are computed and committed while other writers' commits
+conflict with theirs (each attempt starts again from the latest snapshot)."""
+
+CONFLICT_PAUSE_SECONDS = 0.2
+"""Pause before the next attempt, times the attempts made: the other writer finishes first."""
 
 
 @dataclass(frozen=True)
@@ -277,9 +285,34 @@ def materialize_reports(
     ``tz`` must be the zone the warehouse's ``local_date`` was computed in (it decides local
     hours). Returns the rows each report now holds for the days it recomputed (see
     :func:`recomputed_range`). Re-running is safe; on any error nothing changes.
+
+    Writers on a PostgreSQL catalog run at once: when another one's commit conflicts with this
+    one (both created a report table of a new warehouse, or replaced rows of the same table),
+    the whole computation runs again on the snapshot that commit made, up to
+    ``COMMIT_ATTEMPTS`` times.
     """
     check_range(first, last)
     _check_settings(tz, callback_hours)
+    for attempt in range(1, COMMIT_ATTEMPTS + 1):
+        try:
+            return _materialize_all(conn, first, last, tz, callback_hours)
+        except duckdb.TransactionException as exc:
+            if attempt == COMMIT_ATTEMPTS or not _commit_conflict(exc):
+                raise
+            time.sleep(CONFLICT_PAUSE_SECONDS * attempt)
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def _commit_conflict(exc: BaseException) -> bool:
+    """Whether ``exc`` is DuckLake refusing a commit because another writer's commit touched
+    the same thing first (nothing of this transaction was written)."""
+    return isinstance(exc, duckdb.TransactionException) and "Transaction conflict" in str(exc)
+
+
+def _materialize_all(
+    conn: duckdb.DuckDBPyConnection, first: date, last: date, tz: str, callback_hours: int
+) -> dict[str, int]:
+    """One attempt of :func:`materialize_reports`: one transaction, from the latest snapshot."""
     conn.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
     counts: dict[str, int] = {}
     conn.begin()
@@ -288,10 +321,11 @@ def materialize_reports(
         for spec in REPORTS.values():
             low, high = recomputed_range(spec.name, first, last, callback_hours)
             counts[spec.name] = _materialize_one(conn, spec, low, high, tz, callback_hours)
-        conn.commit()
     except BaseException:
         conn.rollback()
         raise
+    # Outside the block above: a commit DuckLake refuses has already ended the transaction.
+    conn.commit()
     return counts
 
 
