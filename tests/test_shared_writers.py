@@ -19,8 +19,10 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -268,9 +270,8 @@ def test_two_syncs_of_other_days_write_a_postgres_catalog_at_once(
         sim, VIS_WAREHOUSE=catalog, VIS_WAREHOUSE_DATA=str(data), PGPASSWORD=postgres.PASSWORD
     )
     location = WarehouseLocation.parse(catalog, str(data))
-    # The lake is created first, as a deployment does before it lets writers run at once: two
-    # writers finding an empty database at the same moment both create DuckLake's own tables,
-    # and one of them fails (docs/deploy.md).
+    # The lake is created first so that the readers, started with the writers, have a lake to
+    # read from their first query (a reader does not create one).
     wh.connect(location).close()
     outcome = sync_together(env, tmp_path, readers=["reconnect", "keep"])
     assert_both_landed(outcome, sim, location)
@@ -392,3 +393,21 @@ def test_reports_whose_commit_conflicts_with_another_writer_are_built_again(
     [refused] = slipped.refused
     assert "Transaction conflict" in refused
     assert_reports_as_recomputed(lake, [first, second])
+
+
+def test_writers_meeting_an_empty_postgres_catalog_at_once_all_open_it(
+    lake: WarehouseLocation,
+) -> None:
+    # Each writer races the others to create DuckLake's tables and the project's schema; the
+    # losers attach again and find them made.
+    start = threading.Barrier(4)
+
+    def open_it(_: int) -> list[str]:
+        start.wait()
+        with wh.connect(lake) as conn:
+            rows = conn.execute("SELECT fingerprint FROM vis.schema_version").fetchall()
+            return [row[0] for row in rows]
+
+    with ThreadPoolExecutor(4) as pool:
+        seen = list(pool.map(open_it, range(4)))
+    assert all(versions == [wh.schema_fingerprint()] for versions in seen), seen

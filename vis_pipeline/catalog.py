@@ -19,6 +19,7 @@ from __future__ import annotations
 import importlib
 import re
 import sqlite3
+import time
 from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -222,12 +223,31 @@ def attach_lake(
     conn.execute(f"SET TimeZone = '{SESSION_TIME_ZONE}'")  # a constant
     load_extensions(conn, location.kind)
     try:
-        conn.execute(location.attach_sql(read_only=read_only))
+        _attach(conn, location, read_only=read_only)
     except duckdb.Error as exc:
         raise WarehouseError(
             f"could not open the warehouse {location.describe()}: {describe_text(_first_line(exc))}"
         ) from None
     conn.execute(f"USE {CATALOG_ALIAS}")
+
+
+ATTACH_ATTEMPTS = 3
+"""Times a writer attaches a lake that another writer may be creating at the same moment."""
+
+
+def _attach(
+    conn: duckdb.DuckDBPyConnection, location: WarehouseLocation, *, read_only: bool
+) -> None:
+    """ATTACH the lake. Two writers meeting an empty PostgreSQL catalog both create DuckLake's
+    tables and one fails ("Failed to initialize DuckLake"); a moment later it finds them made."""
+    for attempt in range(1, ATTACH_ATTEMPTS + 1):
+        try:
+            conn.execute(location.attach_sql(read_only=read_only))
+            return
+        except duckdb.Error as exc:
+            if read_only or attempt == ATTACH_ATTEMPTS or "initialize DuckLake" not in str(exc):
+                raise
+            time.sleep(0.3 * attempt)
 
 
 def _write_ahead_log(path: Path) -> None:

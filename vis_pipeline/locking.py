@@ -44,7 +44,15 @@ def _holder(handle_path: Path) -> str:
         return ""
 
 
+_reported: set[Path] = set()
+"""Locks this process has already said it waits for: a run takes the lock once per step, and
+the user needs to be told once, not at every step."""
+
+
 def _say_waiting(path: Path, waited: float) -> None:
+    if waited < WAIT_REPORT_SECONDS and path in _reported:
+        return
+    _reported.add(path)
     holder = _holder(path) or "another writer"
     _log.warning(
         "waiting for the warehouse: %s is writing to it (waited %.0f s; this run goes on "
