@@ -10,10 +10,23 @@ from importlib.resources import files
 from pathlib import Path
 
 import pytest
+from dagster._core.storage.defs_state.base import set_defs_state_storage
 from dagster_processes import PostgresServer, postgres_bin
 from helpers import SMALL
 
 from vis_pipeline.simulator.process import SimulatorProcess
+
+
+@pytest.fixture(autouse=True)
+def _no_dagster_state_storage_left_behind() -> Iterator[None]:
+    """Each test starts with no current Dagster definitions-state storage, and leaves none.
+
+    A DagsterInstance makes its storage the current one for as long as it is open; one a test
+    leaves to the garbage collector stays current, dead, for the next test of the worker, whose
+    definitions then fail to load ("undefined DagsterInstance weakref").
+    """
+    with set_defs_state_storage(None):
+        yield
 
 
 @pytest.fixture(scope="module")
