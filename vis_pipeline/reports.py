@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 import re
-import time
 from dataclasses import dataclass
 from datetime import date, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -22,6 +21,7 @@ import duckdb
 import pandas as pd
 
 from vis_pipeline.sqlfiles import load_sql
+from vis_pipeline.warehouse import retry_on_conflict
 
 SQL_FOLDER = "reports"
 """Folder of ``sql/`` holding one SELECT per report, named like the report."""
@@ -34,13 +34,6 @@ DEFAULT_CALLBACK_HOURS = 24
 
 MAX_CALLBACK_HOURS = 24 * 31
 """Longest callback window accepted: longer ones would rescan a month per day."""
-
-COMMIT_ATTEMPTS = 5
-"""Times the reports of a range are computed and committed while other writers' commits
-conflict with theirs (each attempt starts again from the latest snapshot)."""
-
-CONFLICT_PAUSE_SECONDS = 0.2
-"""Pause before the next attempt, times the attempts made: the other writer finishes first."""
 
 
 @dataclass(frozen=True)
@@ -288,25 +281,12 @@ def materialize_reports(
 
     Writers on a PostgreSQL catalog run at once: when another one's commit conflicts with this
     one (both created a report table of a new warehouse, or replaced rows of the same table),
-    the whole computation runs again on the snapshot that commit made, up to
-    ``COMMIT_ATTEMPTS`` times.
+    the whole computation runs again on the snapshot that commit made
+    (:func:`~vis_pipeline.warehouse.retry_on_conflict`).
     """
     check_range(first, last)
     _check_settings(tz, callback_hours)
-    for attempt in range(1, COMMIT_ATTEMPTS + 1):
-        try:
-            return _materialize_all(conn, first, last, tz, callback_hours)
-        except duckdb.TransactionException as exc:
-            if attempt == COMMIT_ATTEMPTS or not _commit_conflict(exc):
-                raise
-            time.sleep(CONFLICT_PAUSE_SECONDS * attempt)
-    raise AssertionError("unreachable: the last attempt returns or raises")
-
-
-def _commit_conflict(exc: BaseException) -> bool:
-    """Whether ``exc`` is DuckLake refusing a commit because another writer's commit touched
-    the same thing first (nothing of this transaction was written)."""
-    return isinstance(exc, duckdb.TransactionException) and "Transaction conflict" in str(exc)
+    return retry_on_conflict(lambda: _materialize_all(conn, first, last, tz, callback_hours))
 
 
 def _materialize_all(

@@ -11,24 +11,24 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from functools import partial
-from time import monotonic, sleep
+from time import monotonic
 from zoneinfo import ZoneInfo
 
 import duckdb
 
 from vis_pipeline.batch import NormalizedBatch
-from vis_pipeline.errors import VISDaysFailed, WarehouseError
+from vis_pipeline.errors import VISDaysFailed
 from vis_pipeline.extract import WindowExtractor, WindowFailure, WindowResult
 from vis_pipeline.extract_process import ExtractionProcess
 from vis_pipeline.progress import PROGRESS_LOGGER
 from vis_pipeline.warehouse import (
-    WindowLoad,
     WindowSync,
     days_landed_since_sync,
     latest_syncs,
     load_window,
     record_failed,
     record_settled,
+    retry_on_conflict,
     settled_windows,
 )
 
@@ -36,12 +36,6 @@ PROGRESS = logging.getLogger(PROGRESS_LOGGER)
 
 OpenWarehouse = Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]]
 """Opens a write connection to the warehouse for the run (and closes it at the end)."""
-
-LOAD_ATTEMPTS = 5
-"""Times one day's load is tried while other writers' commits conflict with it."""
-
-CONFLICT_PAUSE_SECONDS = 0.2
-"""Pause before the next attempt, times the attempts made: the other writer finishes first."""
 
 
 @dataclass(frozen=True)
@@ -217,7 +211,9 @@ def _load_day(
         seconds=stats.seconds,
         run_id=run_id,
     )
-    load = _load_window_retried(conn, batch, window)
+    # Writers on a PostgreSQL catalog run at once: a day whose commit conflicts with another
+    # writer's is loaded again, whole, on the snapshot that writer made.
+    load = retry_on_conflict(lambda: load_window(conn, batch, window))
     return DaySync(
         local_date=day,
         status="loaded",
@@ -230,34 +226,6 @@ def _load_day(
         seconds=stats.seconds,
         repair_requests=stats.repair_requests,
     )
-
-
-def _load_window_retried(
-    conn: duckdb.DuckDBPyConnection, batch: NormalizedBatch, window: WindowSync
-) -> WindowLoad:
-    """``load_window``, tried again when another writer's commit conflicted with it.
-
-    Writers on a PostgreSQL catalog run at once, and DuckLake refuses a commit that writes to
-    a table another commit deleted from since this transaction began (a re-synced day replaces
-    its rows of vis.events and raw.events). Nothing of a refused load was written, and the
-    batch is the same: the next attempt is one whole transaction again, on the snapshot the
-    other writer made.
-    """
-    for attempt in range(1, LOAD_ATTEMPTS + 1):
-        try:
-            return load_window(conn, batch, window)
-        except WarehouseError as exc:
-            if attempt == LOAD_ATTEMPTS or not _commit_conflict(exc):
-                raise
-            sleep(CONFLICT_PAUSE_SECONDS * attempt)
-    raise AssertionError("unreachable: the last attempt returns or raises")
-
-
-def _commit_conflict(exc: WarehouseError) -> bool:
-    """Whether DuckLake refused the transaction because another writer's commit touched the
-    same data first."""
-    cause = exc.__cause__
-    return isinstance(cause, duckdb.TransactionException) and "Transaction conflict" in str(cause)
 
 
 def _record_failed_day(

@@ -10,12 +10,12 @@ from __future__ import annotations
 import hashlib
 import re
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import duckdb
 import pyarrow as pa
@@ -37,6 +37,8 @@ from vis_pipeline.sqlfiles import list_sql, load_sql
 if TYPE_CHECKING:
     import pandas as pd
 
+T = TypeVar("T")
+
 SCHEMA_FOLDER = "schema"
 """SQL folder whose files, in name order, create the warehouse (each one idempotent)."""
 
@@ -48,6 +50,13 @@ LAKE_OPTIONS: dict[str, str] = {
 1.5.5's extension). zstd suits the long JSON payloads of raw.events; commits of up to 100 rows
 (a day's sync record, the account, the users) stay inside the catalog instead of becoming one
 tiny Parquet file each."""
+
+CONFLICT_ATTEMPTS = 5
+"""Times a transaction is run while other writers' commits conflict with it (a PostgreSQL
+catalog takes writers at once; each attempt starts again from the latest snapshot)."""
+
+CONFLICT_PAUSE_SECONDS = 0.2
+"""Pause before the next attempt, times the attempts made: the other writer finishes first."""
 
 SCHEMA_ATTEMPTS = 3
 """Times a writer tries to bring a new warehouse's schema up to date (another may be at it)."""
@@ -247,6 +256,29 @@ def _set_missing_options(conn: duckdb.DuckDBPyConnection) -> None:
     for name, value in LAKE_OPTIONS.items():
         if name not in recorded:
             conn.execute(load_sql("warehouse/set_lake_option"), {"name": name, "value": value})
+
+
+def is_commit_conflict(exc: BaseException) -> bool:
+    """Whether ``exc`` (or the DuckDB error it wraps) is DuckLake refusing a commit because
+    another writer's commit touched the same data first: nothing of the transaction was
+    written."""
+    return any(
+        isinstance(error, duckdb.TransactionException) and "Transaction conflict" in str(error)
+        for error in (exc, exc.__cause__)
+    )
+
+
+def retry_on_conflict(attempt: Callable[[], T]) -> T:
+    """``attempt()`` (one whole transaction), run again while another writer's commit
+    conflicts with it, up to ``CONFLICT_ATTEMPTS`` times."""
+    for number in range(1, CONFLICT_ATTEMPTS + 1):
+        try:
+            return attempt()
+        except (WarehouseError, duckdb.TransactionException) as exc:
+            if number == CONFLICT_ATTEMPTS or not is_commit_conflict(exc):
+                raise
+            time.sleep(CONFLICT_PAUSE_SECONDS * number)
+    raise AssertionError("unreachable: the last attempt returns or raises")
 
 
 _last_sync_id = 0
@@ -583,8 +615,12 @@ def replace_users(
         raise ValueError("every user must be a JSON object")
     table = _users_table(users)
     parameters = {"synced_at": _aware(synced_at, "synced_at")}
-    with _transaction(conn, "replace users"), _registered(conn, {_BATCH_USERS: table}):
-        conn.execute(load_sql("warehouse/upsert_users"), parameters)
+
+    def replace() -> None:
+        with _transaction(conn, "replace users"), _registered(conn, {_BATCH_USERS: table}):
+            conn.execute(load_sql("warehouse/upsert_users"), parameters)
+
+    retry_on_conflict(replace)
     return table.num_rows
 
 
@@ -624,8 +660,12 @@ def replace_account(
         "payload": json_text(dict(account)),
         "synced_at": _aware(synced_at, "synced_at"),
     }
-    with _transaction(conn, "replace the account"):
-        conn.execute(load_sql("warehouse/upsert_account"), parameters)
+
+    def replace() -> None:
+        with _transaction(conn, "replace the account"):
+            conn.execute(load_sql("warehouse/upsert_account"), parameters)
+
+    retry_on_conflict(replace)
 
 
 def _json_ready(value: Any) -> Any:
