@@ -229,7 +229,7 @@ def test_a_query_under_way_reads_through_a_compaction_thanks_to_the_retention(
     """A reader's query that started before the merge finishes on the files it planned on:
     they stay on disk for the retention. Without one, they are gone under it."""
     location = copy_of(month, tmp_path)
-    _write_ahead_log(location)
+    assert _journal_mode(location) == "wal"  # set by the writers: a reader never blocks them
     reader = wh.connect(location, read_only=True)
     expected = reader.execute(PER_DAY).fetchall()
     reader.execute("SET threads = 1")  # one scan, file after file: the gate holds it mid-way
@@ -265,13 +265,10 @@ def test_a_query_under_way_reads_through_a_compaction_thanks_to_the_retention(
         assert isinstance(error, duckdb.IOException), error
 
 
-def _write_ahead_log(location: WarehouseLocation) -> None:
-    """Put the SQLite catalog in WAL mode. In its default rollback-journal mode a reader's
-    query under way holds a lock that makes every commit fail ('database is locked') until
-    the query ends; in WAL mode readers never block the writer."""
+def _journal_mode(location: WarehouseLocation) -> str:
     assert location.catalog_path is not None
     with closing(sqlite3.connect(location.catalog_path)) as catalog:
-        catalog.execute("PRAGMA journal_mode = WAL")
+        return str(catalog.execute("PRAGMA journal_mode").fetchone()[0]).lower()
 
 
 class _Gate:
