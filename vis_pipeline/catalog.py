@@ -29,17 +29,13 @@ from pathlib import Path
 import duckdb
 
 from vis_pipeline.errors import OldWarehouseFile, WarehouseError
-from vis_pipeline.settings import Settings
+from vis_pipeline.settings import OLD_WAREHOUSE_SUFFIXES, Settings
 
 CATALOG_ALIAS = "warehouse"
 """The name a connection gives the attached lake (not a schema name: vis, raw, reports)."""
 
 SESSION_TIME_ZONE = "UTC"
 """Session time zone: fixes how DuckDB shows instants; local dates are computed before loading."""
-
-OLD_FILE_SUFFIXES = (".duckdb", ".db")
-"""A warehouse named like this is a DuckDB file of an earlier version, imported once by
-``vis-pipeline warehouse import``."""
 
 _POSTGRES_PREFIXES = ("ducklake:postgres:", "postgres:", "postgresql://", "postgres://")
 _SQLITE_PREFIX = "ducklake:sqlite:"
@@ -92,7 +88,7 @@ class WarehouseLocation:
                 "(data/warehouse.sqlite) or ducklake:postgres:<connection string>"
             )
         path = Path(path_text).expanduser()
-        if path.suffix.lower() in OLD_FILE_SUFFIXES:
+        if path.suffix.lower() in OLD_WAREHOUSE_SUFFIXES:
             raise OldWarehouseFile(path)
         path = path.resolve()
         if data_path:

@@ -31,7 +31,7 @@ from vis_pipeline.envfile import (
 )
 from vis_pipeline.errors import WarehouseError
 from vis_pipeline.progress import on_terminal
-from vis_pipeline.settings import Settings, SettingsError, variable_of
+from vis_pipeline.settings import OLD_WAREHOUSE_SUFFIXES, Settings, SettingsError, variable_of
 
 if TYPE_CHECKING:
     import duckdb
@@ -327,10 +327,8 @@ def _settings(args: argparse.Namespace) -> Settings:
     try:
         return Settings.from_env()
     except SettingsError:
-        from vis_pipeline.catalog import OLD_FILE_SUFFIXES
-
         old = os.environ.get("VIS_WAREHOUSE", "")
-        if args.command == "warehouse" and Path(old).suffix.lower() in OLD_FILE_SUFFIXES:
+        if args.command == "warehouse" and Path(old).suffix.lower() in OLD_WAREHOUSE_SUFFIXES:
             raise UsageError(
                 f"VIS_WAREHOUSE still names the old file {old}: set it to the new warehouse's "
                 "catalog (or unset it for data/warehouse.sqlite), then run `vis-pipeline "

@@ -73,8 +73,13 @@ def _iso_date(value: str) -> str | None:
     return None
 
 
+OLD_WAREHOUSE_SUFFIXES = (".duckdb", ".db")
+"""A warehouse named like this is a DuckDB file of an earlier version, imported once by
+``vis-pipeline warehouse import``."""
+
+
 def _warehouse_location(value: str) -> str | None:
-    if Path(value).suffix.lower() in (".duckdb", ".db") and not value.startswith("ducklake:"):
+    if Path(value).suffix.lower() in OLD_WAREHOUSE_SUFFIXES and not value.startswith("ducklake:"):
         return (
             "names a single-file warehouse of an earlier version; the warehouse is now a "
             f"DuckLake catalog (default {DEFAULT_WAREHOUSE}): import the file once with "
