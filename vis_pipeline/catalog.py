@@ -28,7 +28,7 @@ from pathlib import Path
 
 import duckdb
 
-from vis_pipeline.errors import OldWarehouseFile, WarehouseError
+from vis_pipeline.errors import OldWarehouseFile, WarehouseError, first_line_of
 from vis_pipeline.settings import OLD_WAREHOUSE_SUFFIXES, Settings
 
 CATALOG_ALIAS = "warehouse"
@@ -222,7 +222,8 @@ def attach_lake(
         _attach(conn, location, read_only=read_only)
     except duckdb.Error as exc:
         raise WarehouseError(
-            f"could not open the warehouse {location.describe()}: {describe_text(_first_line(exc))}"
+            f"could not open the warehouse {location.describe()}: "
+            f"{describe_text(first_line_of(exc))}"
         ) from None
     conn.execute(f"USE {CATALOG_ALIAS}")
 
@@ -281,11 +282,6 @@ def set_aside(location: WarehouseLocation, reason: str = "broken") -> list[Path]
     if data is not None and data.exists():
         moved.append(data.rename(data.with_name(f"{data.name}.{reason}-{stamp}")))
     return moved
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def location_of(settings: Settings) -> WarehouseLocation:

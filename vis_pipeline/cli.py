@@ -29,7 +29,7 @@ from vis_pipeline.envfile import (
     write_demo_env_file,
     written_by_demo,
 )
-from vis_pipeline.errors import WarehouseError
+from vis_pipeline.errors import WarehouseError, first_line_of
 from vis_pipeline.progress import on_terminal
 from vis_pipeline.settings import OLD_WAREHOUSE_SUFFIXES, Settings, SettingsError, variable_of
 
@@ -683,7 +683,7 @@ def run_sql(settings: Settings, query: str, limit: int, csv_path: str | None) ->
     except QueryError as exc:
         raise UsageError(str(exc)) from None
     except (duckdb.Error, wh.WarehouseError) as exc:
-        print(f"vis-pipeline: {_first_line_of(exc)}", file=sys.stderr)
+        print(f"vis-pipeline: {first_line_of(exc)}", file=sys.stderr)
         return EXIT_FAILED
     except BrokenPipeError:
         # The reader of the output (| head) has gone: the rows it wanted were printed.
@@ -707,11 +707,6 @@ def _write_query_csv(conn: duckdb.DuckDBPyConnection, query: str, csv_path: str)
     finally:
         partial.unlink(missing_ok=True)
     print(f"{rows:,} rows written to {target}")
-
-
-def _first_line_of(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def show_where(settings: Settings) -> int:

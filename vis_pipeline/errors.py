@@ -263,3 +263,10 @@ class OldWarehouseFile(WarehouseError):
             f"`vis-pipeline warehouse import {path}` and unset VIS_WAREHOUSE or point it at "
             "the new catalog"
         )
+
+
+def first_line_of(exc: BaseException) -> str:
+    """The first line of an error's message (its class name when it has none): what one line
+    of output says of it."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

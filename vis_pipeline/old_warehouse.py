@@ -22,7 +22,7 @@ import duckdb
 
 from vis_pipeline import warehouse as wh
 from vis_pipeline.catalog import CATALOG_ALIAS, WarehouseLocation
-from vis_pipeline.errors import WarehouseError
+from vis_pipeline.errors import WarehouseError, first_line_of
 from vis_pipeline.sqlfiles import load_sql
 
 SOURCE_ALIAS = "old_warehouse"
@@ -125,7 +125,7 @@ def _attach_file(conn: duckdb.DuckDBPyConnection, path: Path) -> None:
 
 
 def _unreadable_file(path: Path, exc: duckdb.Error) -> str:
-    text = _first_line(exc)
+    text = first_line_of(exc)
     if "newer version" in str(exc).lower() or "version number" in text.lower():
         return newer_duckdb_advice(path)
     if "not a valid duckdb database" in text.lower():
@@ -237,12 +237,12 @@ def import_old_warehouse(
         except BaseException as exc:
             conn.rollback()
             if isinstance(exc, duckdb.Error):
-                raise WarehouseError(f"could not import {old.path}: {_first_line(exc)}") from exc
+                raise WarehouseError(f"could not import {old.path}: {first_line_of(exc)}") from exc
             raise
         try:
             conn.commit()  # DuckLake writes the catalog here: another writer's commit shows now
         except duckdb.Error as exc:
-            raise WarehouseError(f"could not import {old.path}: {_first_line(exc)}") from exc
+            raise WarehouseError(f"could not import {old.path}: {first_line_of(exc)}") from exc
     return imported
 
 
@@ -311,11 +311,6 @@ def _identifier(name: str) -> str:
 
 def _literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def old_file_beside(location: WarehouseLocation) -> Path | None:

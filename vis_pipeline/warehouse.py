@@ -29,7 +29,7 @@ from vis_pipeline.batch import (
     json_text,
 )
 from vis_pipeline.catalog import WarehouseLocation, open_lake
-from vis_pipeline.errors import WarehouseError
+from vis_pipeline.errors import WarehouseError, first_line_of
 from vis_pipeline.locking import warehouse_lock
 from vis_pipeline.records import FINAL_STATES, LIVE_STATES
 from vis_pipeline.sqlfiles import list_sql, load_sql
@@ -300,7 +300,7 @@ def _transaction(conn: duckdb.DuckDBPyConnection, action: str) -> Iterator[None]
         yield
     except duckdb.Error as exc:
         conn.rollback()
-        raise WarehouseError(f"could not {action}: {_first_line(exc)}") from exc
+        raise WarehouseError(f"could not {action}: {first_line_of(exc)}") from exc
     except BaseException:
         conn.rollback()
         raise
@@ -308,12 +308,7 @@ def _transaction(conn: duckdb.DuckDBPyConnection, action: str) -> Iterator[None]
         # DuckLake writes the catalog at commit: a conflict with another writer shows here.
         conn.commit()
     except duckdb.Error as exc:
-        raise WarehouseError(f"could not {action}: {_first_line(exc)}") from exc
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+        raise WarehouseError(f"could not {action}: {first_line_of(exc)}") from exc
 
 
 def _aware(moment: datetime, name: str) -> datetime:
@@ -731,7 +726,7 @@ def status_summary(conn: duckdb.DuckDBPyConnection) -> dict[str, Any]:
         names = [column[0] for column in cursor.description]
         counts = dict(zip(names, (int(v) for v in _first_row(cursor)), strict=True))
     except duckdb.Error as exc:
-        raise WarehouseError(f"the warehouse cannot be read: {_first_line(exc)}") from exc
+        raise WarehouseError(f"the warehouse cannot be read: {first_line_of(exc)}") from exc
     synced = _dates(conn, "warehouse/select_synced_dates")
     last = _first_row(conn.execute(load_sql("warehouse/select_last_sync")))
     run_id, finished_at, last_status, _ = last if last else (None, None, None, None)
