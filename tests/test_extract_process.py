@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -30,6 +31,9 @@ from vis_pipeline.warehouse import connect
 
 FIRST = datetime.combine(date.fromisoformat(SMALL.start), datetime.min.time(), UTC)
 WINDOWS = [(FIRST + timedelta(days=d), FIRST + timedelta(days=d + 1)) for d in range(SMALL.days)]
+MANY_WINDOWS = WINDOWS * 5
+"""More windows than the pipe and the reader's queue hold, so that after the first one the child
+is still at work (blocked on a full pipe), never already finished and gone."""
 
 
 def iter_windows_in_child(
@@ -141,14 +145,13 @@ def test_the_token_reaches_the_child_only_through_its_pipe(
     # As under the CLI and Dagster, the token is in this process's environment.
     monkeypatch.setenv("VIS_ACCESS_TOKEN", token)
     monkeypatch.setenv("SOME_URL_WITH_IT", f"https://user:{token}@example.invalid/")
-    windows = iter_windows_in_child(_settings(fresh_simulator), WINDOWS, _same)
-    next(windows)
-    (child,) = _extraction_children()
-    assert token not in " ".join(child.cmdline())
-    environment = child.environ()
+    with closing(iter_windows_in_child(_settings(fresh_simulator), MANY_WINDOWS, _same)) as windows:
+        next(windows)
+        (child,) = _extraction_children()
+        assert token not in " ".join(child.cmdline())
+        environment = child.environ()
     assert "VIS_ACCESS_TOKEN" not in environment and "SOME_URL_WITH_IT" not in environment
     assert all(token not in value for value in environment.values())
-    windows.close()
 
 
 def _reader_threads() -> list[threading.Thread]:
@@ -156,7 +159,7 @@ def _reader_threads() -> list[threading.Thread]:
 
 
 def test_leaving_early_stops_the_child_and_the_reader(fresh_simulator: SimulatorProcess) -> None:
-    windows = iter_windows_in_child(_settings(fresh_simulator), WINDOWS, _same)
+    windows = iter_windows_in_child(_settings(fresh_simulator), MANY_WINDOWS, _same)
     next(windows)
     (child,) = _extraction_children()
     assert _reader_threads()
