@@ -10,15 +10,20 @@ DuckDB file cannot offer across processes. The catalog is
 - a PostgreSQL database (``ducklake:postgres:dbname=... host=...``): many machines and
   concurrent writers, with the data path on shared or object storage.
 
-Every connection is an in-memory DuckDB that attaches the lake as the catalog ``warehouse`` and
-uses it, so ``vis.events`` resolves whatever the catalog file is called.
+Every connection uses the lake attached as the catalog ``warehouse``, so ``vis.events``
+resolves whatever the catalog file is called. A process keeps one in-memory DuckDB per lake
+(and mode) and hands out its cursors: loading DuckLake's extension (its signature checked over
+36 MB) and attaching the catalog happen once, not at every connection, and DuckLake's cache of
+the catalog serves every connection of the process.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 import re
 import sqlite3
+import threading
 import time
 from contextlib import closing
 from dataclasses import dataclass
@@ -184,6 +189,7 @@ def extension_file(name: str) -> Path | None:
 def load_extensions(conn: duckdb.DuckDBPyConnection, kind: str) -> None:
     """Load DuckLake and the catalog's scanner: the packaged files first, else DuckDB's own
     installed extensions (``LOAD name``)."""
+    (unchecked,) = conn.execute("SELECT current_setting('allow_unsigned_extensions')").fetchone()
     for name in _EXTENSIONS[kind]:
         packaged = extension_file(name)
         try:
@@ -194,17 +200,105 @@ def load_extensions(conn: duckdb.DuckDBPyConnection, kind: str) -> None:
                 f"DuckDB's {name} extension is missing: pip install "
                 f"'{package}=={duckdb.__version__}' (or INSTALL {name} in DuckDB)"
             ) from exc
+        if packaged is not None and not unchecked:
+            _checked_files.add(_file_identity(packaged))
+
+
+_checked_files: set[tuple[str, int, int, int]] = set()
+"""Packaged extension files whose signature DuckDB has checked in this process."""
+
+
+def _file_identity(path: Path) -> tuple[str, int, int, int]:
+    stat = path.stat()
+    return (str(path), stat.st_ino, stat.st_size, stat.st_mtime_ns)
+
+
+def _new_duckdb(kind: str) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB to attach a lake of ``kind`` to.
+
+    DuckDB checks an extension's signature at every load, reading the whole file: 0.3 s for
+    DuckLake's and the scanner's 70 MB. Once it has checked these very files in this process
+    (the same inode, size and modification time), a new DuckDB loads them without checking
+    again.
+    """
+    packaged = [extension_file(name) for name in _EXTENSIONS[kind]]
+    checked = all(path is not None and _file_identity(path) in _checked_files for path in packaged)
+    return duckdb.connect(config={"allow_unsigned_extensions": True} if checked else {})
 
 
 def open_lake(location: WarehouseLocation, *, read_only: bool) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB with the lake attached as ``warehouse`` and in use."""
-    conn = duckdb.connect()
+    """A connection with the lake attached as ``warehouse`` and in use: a cursor of this
+    process's DuckDB for the lake in that mode, which attaches it on first use. Close it when
+    done; the DuckDB stays for the next connection."""
+    cursor = _shared_lake(location, read_only).cursor()
     try:
-        attach_lake(conn, location, read_only=read_only)
+        # Both are settings of the connection (a cursor starts from DuckDB's defaults).
+        cursor.execute(f"SET TimeZone = '{SESSION_TIME_ZONE}'")  # a constant
+        cursor.execute(f"USE {CATALOG_ALIAS}")
     except BaseException:
-        conn.close()
+        cursor.close()
         raise
-    return conn
+    return cursor
+
+
+@dataclass(frozen=True)
+class _Lake:
+    """An in-memory DuckDB of this process with one lake attached."""
+
+    conn: duckdb.DuckDBPyConnection
+    pid: int
+    """The process that attached it: a forked child attaches its own."""
+    catalog_file: tuple[int, int] | None
+    """The SQLite catalog's (device, inode) when attached: a catalog since replaced (set aside,
+    deleted and made anew, copied over) is attached again."""
+
+    def serves(self, location: WarehouseLocation) -> bool:
+        return self.pid == os.getpid() and self.catalog_file == _catalog_file(location)
+
+
+MAX_SHARED_LAKES = 8
+"""Lakes a process keeps attached; the least recently opened beyond that is let go."""
+
+_lakes: dict[tuple[WarehouseLocation, bool], _Lake] = {}
+_lakes_lock = threading.Lock()
+
+
+def _catalog_file(location: WarehouseLocation) -> tuple[int, int] | None:
+    path = location.catalog_path
+    if path is None:
+        return None
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return None
+    return (stat.st_dev, stat.st_ino)
+
+
+def _shared_lake(location: WarehouseLocation, read_only: bool) -> duckdb.DuckDBPyConnection:
+    """This process's DuckDB with ``location`` attached in this mode, attaching it if needed."""
+    key = (location, read_only)
+    with _lakes_lock:
+        lake = _lakes.pop(key, None)
+        if lake is None or not lake.serves(location) or not location.exists():
+            conn = _new_duckdb(location.kind)
+            try:
+                attach_lake(conn, location, read_only=read_only)
+            except BaseException:
+                conn.close()
+                raise
+            lake = _Lake(conn, os.getpid(), _catalog_file(location))
+        _lakes[key] = lake  # last: the dict's order is the order of use
+        while len(_lakes) > MAX_SHARED_LAKES:
+            # Let go, never closed: a connection still in use keeps its DuckDB alive.
+            del _lakes[next(iter(_lakes))]
+        return lake.conn
+
+
+def forget_lake(location: WarehouseLocation) -> None:
+    """Let this process's DuckDBs attached to ``location`` go (its files are being moved)."""
+    with _lakes_lock:
+        for read_only in (False, True):
+            _lakes.pop((location, read_only), None)
 
 
 def attach_lake(
@@ -272,6 +366,7 @@ def set_aside(location: WarehouseLocation, reason: str = "broken") -> list[Path]
             "a PostgreSQL catalog is not set aside by vis-pipeline: drop or rename its "
             "database, then sync again"
         )
+    forget_lake(location)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     moved: list[Path] = []
     data = Path(location.data_path) if "://" not in location.data_path else None

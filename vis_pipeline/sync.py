@@ -25,6 +25,7 @@ from vis_pipeline.warehouse import (
     WindowSync,
     days_landed_since_sync,
     latest_syncs,
+    load_threads,
     load_window,
     record_failed,
     record_settled,
@@ -102,7 +103,11 @@ def sync_days(
     """
     windows = {day: local_day_window(day, tz) for day in days}
     # The extraction process starts first: its start-up overlaps opening the warehouse.
-    with _window_source(extractor) as source, open_warehouse() as conn:
+    with (
+        _window_source(extractor) as source,
+        open_warehouse() as conn,
+        load_threads(conn),
+    ):
         settled = [] if full else _settled_days(extractor, conn, windows, run_id)
         settled_days = {item.local_date for item in settled}
         to_fetch = [day for day in days if day not in settled_days]

@@ -1,7 +1,7 @@
 -- What loading the batch (relations batch_events and batch_raw, same ids) will do: ids new to
 -- vis.events, live versions that will be ignored because a final version is already stored,
--- ids raw.events already holds, and ids the batch repeats (refused: the tables have no key).
--- When both tables hold none of the ids, the batch is inserted without matching each row.
+-- and ids raw.events already holds. When both tables hold none of the ids, the batch is
+-- inserted without matching each row.
 -- Stored rows are looked for only among local dates $first_date..$last_date (the batch's dates
 -- with two days each side, which any change of reporting zone stays within): the other days'
 -- files are never read, so a window costs the same on the first day as on the thousandth.
@@ -13,12 +13,7 @@ SELECT
             SELECT event_id FROM raw.events
             WHERE local_date BETWEEN $first_date AND $last_date
         ) AS stored_raw USING (event_id)
-    ) AS stored_raw,
-    (
-        SELECT count(event_id) - count(DISTINCT event_id) FROM batch_events
-    ) + (
-        SELECT count(event_id) - count(DISTINCT event_id) FROM batch_raw
-    ) AS repeated
+    ) AS stored_raw
 FROM batch_events AS batch
 LEFT JOIN (
     SELECT event_id, is_final FROM vis.events
