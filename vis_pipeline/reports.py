@@ -246,24 +246,31 @@ def _materialize_one(
     last: date,
     tz: str,
     callback_hours: int,
+    *,
+    exists: bool,
 ) -> int:
-    """Replace the rows of ``first``..``last`` of one report; the rows inserted."""
+    """Replace the rows of ``first``..``last`` of one report (its table created first unless
+    it ``exists``); the rows it now holds for those days.
+
+    Every report's query yields rows of the days it is given only, so the rows inserted are
+    the rows those days hold.
+    """
     sql = report_sql(spec.name)
     params = _parameters(sql, first, last, tz, callback_hours)
     # Identifiers come from the registry, never from the caller; values are all bound.
-    conn.execute(
-        f"CREATE TABLE IF NOT EXISTS {spec.table} AS SELECT * FROM ({sql}) WITH NO DATA", params
-    )
+    if not exists:
+        conn.execute(
+            f"CREATE TABLE IF NOT EXISTS {spec.table} AS SELECT * FROM ({sql}) WITH NO DATA",
+            params,
+        )
     conn.execute(
         f"DELETE FROM {spec.table} WHERE local_date BETWEEN $first_date AND $last_date",
         {"first_date": first, "last_date": last},
     )
-    conn.execute(f"INSERT INTO {spec.table} BY NAME SELECT * FROM ({sql})", params)
-    counted = conn.execute(
-        f"SELECT count(*) FROM {spec.table} WHERE local_date BETWEEN $first_date AND $last_date",
-        {"first_date": first, "last_date": last},
-    ).fetchall()[0]
-    return int(counted[0]) if counted else 0
+    inserted = conn.execute(
+        f"INSERT INTO {spec.table} BY NAME SELECT * FROM ({sql})", params
+    ).fetchall()
+    return int(inserted[0][0]) if inserted else 0
 
 
 def materialize_reports(
@@ -298,15 +305,26 @@ def _materialize_all(
     conn.begin()
     try:
         _check_local_dates(conn, first, last, tz)
+        existing = _report_tables(conn)
         for spec in REPORTS.values():
             low, high = recomputed_range(spec.name, first, last, callback_hours)
-            counts[spec.name] = _materialize_one(conn, spec, low, high, tz, callback_hours)
+            counts[spec.name] = _materialize_one(
+                conn, spec, low, high, tz, callback_hours, exists=spec.name in existing
+            )
     except BaseException:
         conn.rollback()
         raise
     # Outside the block above: a commit DuckLake refuses has already ended the transaction.
     conn.commit()
     return counts
+
+
+def _report_tables(conn: duckdb.DuckDBPyConnection) -> set[str]:
+    """The names of the report tables already created."""
+    rows = conn.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE schema_name = $schema", {"schema": SCHEMA}
+    ).fetchall()
+    return {row[0] for row in rows}
 
 
 def report_exists(conn: duckdb.DuckDBPyConnection, name: str) -> bool:

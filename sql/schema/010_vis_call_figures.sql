@@ -37,22 +37,25 @@ WITH calls AS (
     FROM vis.calls_local(nullif(tz, ''))
     WHERE local_date BETWEEN first_date AND last_date
 ),
-hours AS (
-    -- How many calls of its group started in the same local hour as this one.
-    SELECT
-        *,
-        count(*) OVER (
-            PARTITION BY local_date, direction, user_id, local_hour, start_hour
-        ) AS calls_that_hour
+hour_counts AS (
+    -- How many calls of each group started in each local hour.
+    SELECT local_date, direction, user_id, local_hour, start_hour, count(*) AS calls_that_hour
     FROM calls
+    GROUP BY local_date, direction, user_id, local_hour, start_hour
 ),
-ranked AS (
+busiest AS (
+    -- The hour with most calls of each group; a tie goes to the earliest hour (hours are 0-23,
+    -- so calls * 100 - hour orders by calls, then by earliest hour). Without local hours
+    -- (no tz) every key is NULL, which arg_max skips: the busiest hour is NULL.
+    -- Aggregates rather than window functions: DuckDB 1.5 sorts every call for a window.
     SELECT
-        *,
-        max(calls_that_hour) OVER (
-            PARTITION BY local_date, direction, user_id, local_hour
-        ) AS calls_busiest_hour
-    FROM hours
+        local_date,
+        direction,
+        user_id,
+        local_hour,
+        arg_max(start_hour, calls_that_hour * 100 - start_hour) AS busiest_hour
+    FROM hour_counts
+    GROUP BY local_date, direction, user_id, local_hour
 ),
 figures AS (
     SELECT
@@ -78,18 +81,16 @@ figures AS (
         quantile_cont(talk_seconds, 0.5) AS talk_seconds_p50,
         quantile_cont(talk_seconds, 0.9) AS talk_seconds_p90,
         avg(wait_seconds) AS answer_seconds_mean,
-        quantile_cont(wait_seconds, 0.9) AS answer_seconds_p90,
-        -- The hour with most calls; a tie goes to the earliest hour.
-        min(start_hour) FILTER (WHERE calls_that_hour = calls_busiest_hour) AS busiest_hour
-    FROM ranked
+        quantile_cont(wait_seconds, 0.9) AS answer_seconds_p90
+    FROM calls
     GROUP BY local_date, direction, user_id, local_hour
 )
 SELECT
-    local_date,
-    CAST(direction AS VARCHAR) AS direction,
-    CAST(user_id AS BIGINT) AS user_id,
+    figures.local_date,
+    CAST(figures.direction AS VARCHAR) AS direction,
+    CAST(figures.user_id AS BIGINT) AS user_id,
     CAST(user_name AS VARCHAR) AS user_name,
-    CAST(local_hour AS INTEGER) AS local_hour,
+    CAST(figures.local_hour AS INTEGER) AS local_hour,
     CAST(total_calls AS BIGINT) AS total_calls,
     CAST(inbound_calls AS BIGINT) AS inbound_calls,
     CAST(outbound_calls AS BIGINT) AS outbound_calls,
@@ -113,5 +114,11 @@ SELECT
     CAST(round(talk_seconds_p90, 3) AS DOUBLE) AS talk_seconds_p90,
     CAST(round(answer_seconds_mean, 3) AS DOUBLE) AS answer_seconds_mean,
     CAST(round(answer_seconds_p90, 3) AS DOUBLE) AS answer_seconds_p90,
-    CAST(busiest_hour AS INTEGER) AS busiest_hour
+    CAST(busiest.busiest_hour AS INTEGER) AS busiest_hour
 FROM figures
+-- A dimension not asked for is NULL on both sides: NULL matches NULL here.
+LEFT JOIN busiest
+    ON figures.local_date IS NOT DISTINCT FROM busiest.local_date
+    AND figures.direction IS NOT DISTINCT FROM busiest.direction
+    AND figures.user_id IS NOT DISTINCT FROM busiest.user_id
+    AND figures.local_hour IS NOT DISTINCT FROM busiest.local_hour
