@@ -248,9 +248,9 @@ class _Lake:
     conn: duckdb.DuckDBPyConnection
     pid: int
     """The process that attached it: a forked child attaches its own."""
-    catalog_file: tuple[int, int] | None
-    """The SQLite catalog's (device, inode) when attached: a catalog since replaced (set aside,
-    deleted and made anew, copied over) is attached again."""
+    catalog_file: tuple[int, int, str] | None
+    """The SQLite catalog's identity when attached (``_catalog_file``): a catalog since
+    replaced (set aside, deleted and made anew, restored from a copy) is attached again."""
 
     def serves(self, location: WarehouseLocation) -> bool:
         return self.pid == os.getpid() and self.catalog_file == _catalog_file(location)
@@ -263,15 +263,22 @@ _lakes: dict[tuple[WarehouseLocation, bool], _Lake] = {}
 _lakes_lock = threading.Lock()
 
 
-def _catalog_file(location: WarehouseLocation) -> tuple[int, int] | None:
+def _catalog_file(location: WarehouseLocation) -> tuple[int, int, str] | None:
+    """What tells this SQLite catalog from any other that may later take its place: the file
+    (device and inode, which a new file may reuse) and when its lake was created (its first
+    snapshot's time). None for a catalog on a server, or none yet."""
     path = location.catalog_path
     if path is None:
         return None
     try:
         stat = path.stat()
-    except FileNotFoundError:
+        with closing(sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)) as catalog:
+            row = catalog.execute(
+                "SELECT snapshot_time FROM ducklake_snapshot WHERE snapshot_id = 0"
+            ).fetchone()
+    except (OSError, sqlite3.Error):
         return None
-    return (stat.st_dev, stat.st_ino)
+    return (stat.st_dev, stat.st_ino, str(row[0]) if row else "")
 
 
 def _shared_lake(location: WarehouseLocation, read_only: bool) -> duckdb.DuckDBPyConnection:
