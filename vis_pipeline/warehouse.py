@@ -442,8 +442,9 @@ def _write_events(
     raw: pa.Table,
     seen_at: datetime,
     local_date: date,
-) -> tuple[int, int]:
-    """Write the registered batch to raw.events and vis.events: (inserted, kept_final)."""
+) -> tuple[int, int, int]:
+    """Write the registered batch to raw.events and vis.events: (inserted, kept_final, and the
+    rejected rows stored for ``local_date`` before the batch)."""
     for table in (events, raw):
         repeated = table.num_rows - pc.count_distinct(table["event_id"]).as_py()
         if repeated:
@@ -452,8 +453,9 @@ def _write_events(
                 f"could not load window {local_date}: the batch holds {repeated} event ids twice"
             )
     dates = _match_range(events, local_date)
-    outcome = _first_row(conn.execute(load_sql("warehouse/select_batch_outcome"), dates))
-    inserted, kept_final, stored_raw = (int(value or 0) for value in outcome)
+    parameters = {**dates, "local_date": local_date}
+    outcome = _first_row(conn.execute(load_sql("warehouse/select_batch_outcome"), parameters))
+    inserted, kept_final, stored_raw, stored_rejected = (int(value or 0) for value in outcome)
     # A window loaded for the first time holds only ids the warehouse has never seen: plain
     # inserts then store exactly what the upserts would, without their conflict check per row.
     if inserted == events.num_rows and stored_raw == 0:
@@ -462,7 +464,7 @@ def _write_events(
     else:
         conn.execute(load_sql("warehouse/upsert_raw_events"), {"seen_at": seen_at, **dates})
         conn.execute(load_sql("warehouse/upsert_events"), dates)
-    return inserted, kept_final
+    return inserted, kept_final, stored_rejected
 
 
 def load_window(
@@ -490,14 +492,16 @@ def load_window(
         _transaction(conn, f"load window {window.local_date}"),
         _registered(conn, tables),
     ):
-        inserted, kept_final = _write_events(
+        inserted, kept_final, stored_rejected = _write_events(
             conn, tables[_BATCH_EVENTS], tables[_BATCH_RAW], seen_at, window.local_date
         )
-        conn.execute(
-            load_sql("warehouse/delete_rejected_for_window"), {"local_date": window.local_date}
-        )
-        # Most windows reject nothing; every statement saved counts, as each one waits for the
-        # GIL behind the client threads fetching the next window.
+        # Most days hold no rejected rows and most windows reject nothing: every statement
+        # saved counts, as each one first asks the lake's catalog which files to read.
+        if stored_rejected:
+            conn.execute(
+                load_sql("warehouse/delete_rejected_for_window"),
+                {"local_date": window.local_date},
+            )
         if _BATCH_REJECTED in tables:
             conn.execute(
                 load_sql("warehouse/insert_rejected_events"),
@@ -854,7 +858,7 @@ def load_webhook_events(
     }
     first_day = min(landings["local_date"].to_pylist(), default=None) or seen_at.date()
     with _transaction(conn, "load webhook deliveries"), _registered(conn, tables):
-        inserted, kept_final = _write_events(
+        inserted, kept_final, _ = _write_events(
             conn, tables[_BATCH_EVENTS], tables[_BATCH_RAW], seen_at, first_day
         )
         for day, rows in batch.rejected.groupby("local_date", sort=True):
