@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import select
 import shutil
+import signal
 import sqlite3
 from contextlib import closing
 from datetime import UTC, date, datetime
@@ -145,3 +148,28 @@ def test_a_catalog_restored_over_the_same_file_is_attached_anew(tmp_path: Path) 
     shutil.copytree(other.with_name("warehouse-data"), here.with_name("warehouse-data"))
     assert here.stat().st_ino == inode
     assert _event_ids(here) == [9]
+
+
+def test_a_forked_child_attaches_the_lake_anew_and_the_parent_goes_on(
+    warehouse_path: Path,
+) -> None:
+    _load_events(warehouse_path, [1, 2, 3])
+    assert _event_ids(warehouse_path) == [1, 2, 3]  # the parent's lake is attached
+    read_end, write_end = os.pipe()
+    child = os.fork()
+    if child == 0:  # the child: never back into pytest
+        try:
+            os.write(write_end, str(len(_event_ids(warehouse_path))).encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    try:
+        ready, _, _ = select.select([read_end], [], [], 30)
+        answer = os.read(read_end, 64) if ready else b"no answer in 30 s"
+    finally:
+        os.close(read_end)
+        if not ready:
+            os.kill(child, signal.SIGKILL)
+        os.waitpid(child, 0)
+    assert answer == b"3"
+    assert _event_ids(warehouse_path) == [1, 2, 3]

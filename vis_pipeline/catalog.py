@@ -261,6 +261,10 @@ MAX_SHARED_LAKES = 8
 
 _lakes: dict[tuple[WarehouseLocation, bool], _Lake] = {}
 _lakes_lock = threading.Lock()
+_inherited: list[_Lake] = []
+"""Lakes a forked child found in its parent's memory: kept, never used, closed nor freed
+(freeing one would run DuckDB's shutdown, which waits for threads that exist in the parent
+only; the child attaches a lake of its own)."""
 
 
 def _catalog_file(location: WarehouseLocation) -> tuple[int, int, str] | None:
@@ -285,7 +289,7 @@ def _shared_lake(location: WarehouseLocation, read_only: bool) -> duckdb.DuckDBP
     """This process's DuckDB with ``location`` attached in this mode, attaching it if needed."""
     key = (location, read_only)
     with _lakes_lock:
-        lake = _lakes.pop(key, None)
+        lake = _let_go(_lakes.pop(key, None))
         if lake is None or not lake.serves(location) or not location.exists():
             conn = _new_duckdb(location.kind)
             try:
@@ -296,16 +300,26 @@ def _shared_lake(location: WarehouseLocation, read_only: bool) -> duckdb.DuckDBP
             lake = _Lake(conn, os.getpid(), _catalog_file(location))
         _lakes[key] = lake  # last: the dict's order is the order of use
         while len(_lakes) > MAX_SHARED_LAKES:
-            # Let go, never closed: a connection still in use keeps its DuckDB alive.
-            del _lakes[next(iter(_lakes))]
+            _let_go(_lakes.pop(next(iter(_lakes))))
         return lake.conn
+
+
+def _let_go(lake: _Lake | None) -> _Lake | None:
+    """``lake`` if this process attached it; else it is kept aside, and None.
+
+    A lake let go is never closed: a connection still in use keeps its DuckDB alive.
+    """
+    if lake is not None and lake.pid != os.getpid():
+        _inherited.append(lake)
+        return None
+    return lake
 
 
 def forget_lake(location: WarehouseLocation) -> None:
     """Let this process's DuckDBs attached to ``location`` go (its files are being moved)."""
     with _lakes_lock:
         for read_only in (False, True):
-            _lakes.pop((location, read_only), None)
+            _let_go(_lakes.pop((location, read_only), None))
 
 
 def attach_lake(
