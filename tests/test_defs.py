@@ -348,6 +348,11 @@ def test_a_backfill_of_30_separate_runs_has_no_lock_errors(
                 for share in shares
             ],
         )
+        # The workers end of themselves. Leaving the block on its own would SIGTERM them,
+        # which a worker blocked on the pool's queue lock (held by one already gone) can sit
+        # through: the test then hung in Pool.terminate.
+        pool.close()
+        pool.join()
     assert all(all(share) for share in outcomes)
     with dg.DagsterInstance.get() as instance:
         assert len(instance.get_run_records()) == MONTH.days
