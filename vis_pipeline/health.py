@@ -12,6 +12,7 @@ from datetime import date
 
 import duckdb
 
+from vis_pipeline.errors import first_line_of
 from vis_pipeline.reports import read_every_report, report_exists
 from vis_pipeline.sqlfiles import load_sql
 from vis_pipeline.warehouse import WarehouseError, status_summary
@@ -50,7 +51,7 @@ def warehouse_problems(conn: duckdb.DuckDBPyConnection) -> tuple[dict | None, li
         finally:
             conn.rollback()  # it only read
     except (WarehouseError, duckdb.Error) as exc:
-        text = str(exc).splitlines()[0]
+        text = first_line_of(exc)
         if not text.startswith("the warehouse cannot be read"):
             text = f"the warehouse cannot be read: {text}"
         return None, [f"{text}; set it aside and rebuild it: vis-pipeline sync --rebuild"]

@@ -320,7 +320,7 @@ def _materialize_all(
 
 
 def _report_tables(conn: duckdb.DuckDBPyConnection) -> set[str]:
-    """The names of the report tables already created."""
+    """The names of the reports whose tables have been created (by a materialisation)."""
     rows = conn.execute(
         "SELECT table_name FROM duckdb_tables() WHERE schema_name = $schema", {"schema": SCHEMA}
     ).fetchall()
@@ -329,12 +329,7 @@ def _report_tables(conn: duckdb.DuckDBPyConnection) -> set[str]:
 
 def report_exists(conn: duckdb.DuckDBPyConnection, name: str) -> bool:
     """Whether the table of report ``name`` has been created (by a materialisation)."""
-    spec = report(name)
-    found = conn.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE schema_name = $schema AND table_name = $table",
-        {"schema": SCHEMA, "table": spec.name},
-    ).fetchall()[0]
-    return bool(found and found[0])
+    return report(name).name in _report_tables(conn)
 
 
 def read_report(
@@ -377,8 +372,9 @@ def _plain_dates(frame: pd.DataFrame, types: dict[str, str]) -> pd.DataFrame:
 
 def read_every_report(conn: duckdb.DuckDBPyConnection) -> dict[str, int]:
     """Rows of each materialised report, every column of every row read (damage shows)."""
+    existing = _report_tables(conn)
     return {
         spec.name: conn.execute(f"SELECT count(hash(t)) FROM {spec.table} AS t").fetchall()[0][0]
         for spec in REPORTS.values()
-        if report_exists(conn, spec.name)
+        if spec.name in existing
     }

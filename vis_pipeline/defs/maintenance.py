@@ -1,10 +1,10 @@
 """Warehouse maintenance in Dagster: a job that compacts the lake and a schedule that runs it.
 
-Thin on purpose: the work is ``maintenance.compact``; this module says when it runs and what
-the run shows (the figures). It never runs beside a sync, in two ways: its runs carry the
-warehouse writers' tag, which the run queue lets through one at a time (``dagster.yaml``), and
-it writes through ``write_connection``, which waits for a writer under way where the catalog
-takes one at a time (a sync started outside Dagster, a drain).
+Thin on purpose: the work is ``maintenance.compact_warehouse``; this module says when it runs
+and what the run shows (the figures). It never runs beside a sync, in two ways: its runs carry
+the warehouse writers' tag, which the run queue lets through one at a time (``dagster.yaml``),
+and it opens the warehouse as every writer does (``open_writer``), waiting for a writer under
+way where the catalog takes one at a time (a sync started outside Dagster, a drain).
 """
 
 from datetime import timedelta
@@ -12,8 +12,8 @@ from datetime import timedelta
 import dagster as dg
 
 from vis_pipeline.defs.assets import WAREHOUSE_WRITE_TAGS
-from vis_pipeline.defs.resources import WarehouseResource, write_connection
-from vis_pipeline.maintenance import Compaction, compact
+from vis_pipeline.defs.resources import WarehouseResource
+from vis_pipeline.maintenance import Compaction, compact_warehouse
 from vis_pipeline.settings import Settings
 
 MAINTENANCE_JOB = "warehouse_maintenance"
@@ -39,11 +39,10 @@ def build_maintenance_job(settings: Settings) -> dg.JobDefinition:
         name=MAINTENANCE_OP,
         description=f"Merge small files; expire snapshots older than {retention.days} days.",
     )
-    def compact_warehouse(
+    def compact_op(
         context: dg.OpExecutionContext, warehouse: WarehouseResource
     ) -> dict[str, object]:
-        with write_connection(warehouse) as conn:
-            done = compact(conn, retention)
+        done = compact_warehouse(warehouse.location(), retention)
         metadata = compaction_metadata(done)
         context.log.info(", ".join(f"{key} {value}" for key, value in metadata.items()))
         context.add_output_metadata(metadata)
@@ -55,7 +54,7 @@ def build_maintenance_job(settings: Settings) -> dg.JobDefinition:
         description="Compact the warehouse: merge small files, expire old snapshots.",
     )
     def warehouse_maintenance() -> None:
-        compact_warehouse()
+        compact_op()
 
     return warehouse_maintenance
 
