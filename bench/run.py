@@ -560,10 +560,9 @@ def run_floor(run: SizeRun) -> None:
     )
 
 
-def run_library(run: SizeRun, name: str = "library", *, rerun: bool = True) -> None:
-    """The library path on a fresh warehouse file (``name`` its folder), then its re-run."""
-    path = run.work / name.replace(" ", "-") / "warehouse.sqlite"
-    argv = run.python(
+def library_argv(run: SizeRun, path: Path) -> list[str]:
+    """The library contender's command: the size's range into the warehouse at ``path``."""
+    return run.python(
         "direct",
         "--base-url",
         run.sim.base_url,
@@ -573,6 +572,12 @@ def run_library(run: SizeRun, name: str = "library", *, rerun: bool = True) -> N
         run.tz,
         *run.range_args(),
     )
+
+
+def run_library(run: SizeRun, name: str = "library", *, rerun: bool = True) -> None:
+    """The library path on a fresh warehouse file (``name`` its folder), then its re-run."""
+    path = run.work / name.replace(" ", "-") / "warehouse.sqlite"
+    argv = library_argv(run, path)
     verify = verify_table(run, path, PROJECT_TABLE)
     measure(run, name, argv, kind="library", verify=verify, notes=sync_notes)
     if rerun:
@@ -592,16 +597,7 @@ def run_library_with_busy_reader(run: SizeRun) -> None:
     folder = run.work / "library-busy-reader"
     folder.mkdir(parents=True)
     path = folder / "warehouse.sqlite"
-    argv = run.python(
-        "direct",
-        "--base-url",
-        run.sim.base_url,
-        "--warehouse",
-        str(path),
-        "--tz",
-        run.tz,
-        *run.range_args(),
-    )
+    argv = library_argv(run, path)
     with busy_reader(run, path, folder) as reader:
         row = measure(
             run,

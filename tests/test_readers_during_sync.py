@@ -176,21 +176,31 @@ def _assert_whole_days(seen: Observation, final_counts: dict[date, int]) -> None
         assert syncs == (1 if events else 0), f"{day}: {syncs} sync rows, {events} events"
 
 
-# ----------------------------------------------------------------------------------------------
-
-
-def test_a_reader_sees_each_day_before_or_after_its_load_and_the_sync_goes_on(
-    sim: SimulatorProcess, folder: Path, final_counts: dict[date, int]
-) -> None:
+def _sync_beside_a_reader(
+    sim: SimulatorProcess, folder: Path, hold_seconds: float = 0.0
+) -> list[Observation]:
+    """What a reader process saw while the range was synced (slowly) beside it: the sync
+    succeeded and is exact, and the reader met no error."""
     catalog = _catalog(folder)
     wh.connect(catalog).close()  # an empty warehouse, so the reader can open it first
-    with ReaderProcess(catalog, folder / "reader") as reader, _slow_api(sim):
+    held = ReaderProcess(catalog, folder / "reader", hold_seconds=hold_seconds)
+    with held as reader, _slow_api(sim):
         with _syncing(FIRST, LAST, folder, sim) as sync:
             synced = _finish(sync)
         seen = reader.stop()
     assert synced.code == 0, synced.err
     _assert_exact(folder, sim)
     assert [s.error for s in seen if s.error] == []
+    return seen
+
+
+# ----------------------------------------------------------------------------------------------
+
+
+def test_a_reader_sees_each_day_before_or_after_its_load_and_the_sync_goes_on(
+    sim: SimulatorProcess, folder: Path, final_counts: dict[date, int]
+) -> None:
+    seen = _sync_beside_a_reader(sim, folder)
     for observation in seen:
         _assert_whole_days(observation, final_counts)
     landed = [len(s.landed()) for s in seen]
@@ -205,16 +215,7 @@ def test_a_reader_in_a_long_transaction_keeps_its_snapshot_and_the_sync_goes_on(
 ) -> None:
     """A transaction held open for the whole sync (a person between two queries, a long
     report): the sync commits every day meanwhile, and the transaction sees none of them."""
-    catalog = _catalog(folder)
-    wh.connect(catalog).close()
-    held = ReaderProcess(catalog, folder / "reader", hold_seconds=STEP_SECONDS)
-    with held as reader, _slow_api(sim):
-        with _syncing(FIRST, LAST, folder, sim) as sync:
-            synced = _finish(sync)
-        seen = reader.stop()
-    assert synced.code == 0, synced.err
-    _assert_exact(folder, sim)
-    assert [s.error for s in seen if s.error] == []
+    seen = _sync_beside_a_reader(sim, folder, hold_seconds=STEP_SECONDS)
     assert seen[0].days == {}, "the held transaction saw a day committed after it began"
     assert len(seen[-1].landed()) == DAYS.days
     for observation in seen:
